@@ -1,0 +1,7 @@
+//! The I/O shells: glommio executors (shards), sockets, clocks, one task per
+//! session. Protocol decisions live in [`crate::proto`] and [`crate::media`];
+//! this layer moves bytes and time in and out of them.
+
+pub mod runtime;
+pub mod shard;
+pub mod srt;

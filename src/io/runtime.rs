@@ -1,0 +1,324 @@
+//! Start-up and shutdown: pre-flight checks, one pinned glommio executor per
+//! shard, the cross-shard mesh, listeners, and signal handling.
+//!
+//! Pre-flight checks fail with a message a person can act on: io_uring missing
+//! or disabled, RLIMIT_MEMLOCK too small, a listening port taken by another
+//! program (glommio binds with SO_REUSEPORT, so a clash would otherwise go
+//! unnoticed and the kernel would split traffic between the two programs).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::io::shard::Shard;
+use crate::io::srt::listener::SrtListener;
+use crate::media::hub::ShardMsg;
+use crate::media::registry::{Registry, MAX_SHARDS};
+use crate::metrics::Metrics;
+
+/// Messages between shards queued per (sender, receiver) pair.
+const MESH_CAPACITY: usize = 4096;
+/// How long shards give sessions to say goodbye on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+/// glommio's default registered-buffer memory per shard.
+const IO_MEMORY_MAX: usize = 10 << 20;
+const MEMLOCK_MIN: u64 = 512 << 10;
+
+/// Check that io_uring can be used by this process.
+pub fn check_io_uring() -> anyhow::Result<()> {
+    // struct io_uring_params is 120 bytes; zeroed asks for defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes `params` only, and returns a file
+    // descriptor we close at once.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        let why = match err.raw_os_error() {
+            Some(libc::ENOSYS) => "this kernel has no io_uring (Linux 5.8 or newer is needed)",
+            Some(libc::EPERM) => {
+                "io_uring is disabled for this process (sysctl kernel.io_uring_disabled, or a seccomp profile such as a container's default)"
+            }
+            Some(libc::ENOMEM) => "io_uring could not allocate its rings (RLIMIT_MEMLOCK too small?)",
+            _ => "io_uring_setup failed",
+        };
+        bail!("io_uring is not usable: {why}: {err}");
+    }
+    // SAFETY: fd is a descriptor we own.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// Raise RLIMIT_MEMLOCK's soft limit to the hard limit; returns the new soft limit.
+pub fn raise_memlock() -> anyhow::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_MEMLOCK)");
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    let cur = lim.rlim_cur;
+    if cur < MEMLOCK_MIN {
+        bail!(
+            "RLIMIT_MEMLOCK is {} KiB and the hard limit does not allow more; io_uring needs at least {} KiB (raise it with `ulimit -l` or LimitMEMLOCK= in a systemd unit)",
+            cur >> 10,
+            MEMLOCK_MIN >> 10
+        );
+    }
+    Ok(cur)
+}
+
+/// Registered-buffer memory per shard that fits in the locked-memory limit.
+pub fn io_memory_for(memlock: u64, shards: usize) -> usize {
+    let share = memlock / (shards as u64 + 1);
+    (share.min(IO_MEMORY_MAX as u64) as usize).max(64 << 10)
+}
+
+/// Fail if another program holds one of our ports (a plain bind, no SO_REUSEPORT).
+pub fn check_ports_free(config: &Config) -> anyhow::Result<()> {
+    for addr in &config.srt.listen {
+        check_udp_port(*addr).with_context(|| format!("srt.listen {addr}"))?;
+    }
+    Ok(())
+}
+
+fn check_udp_port(addr: SocketAddr) -> anyhow::Result<()> {
+    match std::net::UdpSocket::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow!(
+            "udp {addr} (port {}) is already in use by another program",
+            addr.port()
+        )),
+        Err(e) => Err(anyhow!("cannot bind udp {addr}: {e}")),
+    }
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Block the signals we handle in this thread (and the shards it spawns), so
+/// only [`wait_for_signal`] sees them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local value, then pthread_sigmask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` holds blocked signals; sigwait stores the one received.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+/// Run the gateway until SIGINT/SIGTERM.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    check_io_uring()?;
+    let memlock = raise_memlock()?;
+    check_ports_free(&config)?;
+    let cpus = cpu_count();
+    let shards = config.workers_or(cpus).clamp(1, MAX_SHARDS);
+    let placement = if shards <= cpus {
+        PoolPlacement::MaxSpread(shards, None)
+    } else {
+        warn!(
+            shards,
+            cpus, "more workers than CPUs: shards will not be pinned"
+        );
+        PoolPlacement::Unbound(shards)
+    };
+    let io_memory = io_memory_for(memlock, shards);
+    let signals = block_signals();
+
+    let config = Arc::new(config);
+    let registry = Arc::new(Registry::default());
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mesh = (shards > 1).then(|| MeshBuilder::<ShardMsg, _>::full(shards, MESH_CAPACITY));
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+    let spawned = Arc::new(AtomicUsize::new(0));
+
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .io_memory(io_memory)
+        .name("srtgate")
+        .on_all_shards({
+            let stop = stop.clone();
+            let config = config.clone();
+            move || {
+                let (config, registry, metrics, stop, mesh, ready) = (
+                    config.clone(),
+                    registry.clone(),
+                    metrics.clone(),
+                    stop.clone(),
+                    mesh.clone(),
+                    ready_tx.clone(),
+                );
+                let fallback_id = spawned.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    shard_main(
+                        fallback_id,
+                        shards,
+                        config,
+                        registry,
+                        metrics,
+                        mesh,
+                        stop,
+                        ready,
+                    )
+                    .await
+                }
+            }
+        })
+        .map_err(|e| anyhow!("cannot start {shards} executors: {e}"))?;
+
+    for _ in 0..shards {
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!("{e}");
+                std::process::exit(1);
+            }
+            Err(_) => {
+                tracing::error!("shards did not start within 10 s");
+                std::process::exit(1);
+            }
+        }
+    }
+    info!(
+        workers = shards,
+        srt = ?config.srt.listen,
+        io_memory_kib = io_memory >> 10,
+        "srtgate ready"
+    );
+
+    loop {
+        let sig = wait_for_signal(&signals);
+        match sig {
+            libc::SIGHUP => info!("SIGHUP: configuration reload is not available yet; ignored"),
+            _ => {
+                info!(signal = sig, "shutting down");
+                break;
+            }
+        }
+    }
+    let t0 = Instant::now();
+    stop.store(true, Ordering::Release);
+    let _ = handles.join_all();
+    info!(ms = t0.elapsed().as_millis() as u64, "stopped");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shard_main(
+    fallback_id: usize,
+    count: usize,
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    mesh: Option<MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>>,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<Result<usize, String>>,
+) {
+    let (peers, receivers) = match mesh {
+        Some(m) => match m.join().await {
+            Ok((s, r)) => (Some(s), Some(r)),
+            Err(_) => {
+                let _ = ready.send(Err("cannot join the cross-shard mesh".into()));
+                return;
+            }
+        },
+        None => (None, None),
+    };
+    let id = peers.as_ref().map_or(fallback_id, |p| p.peer_id());
+    let shard = Shard::new(id, count, config.clone(), registry, metrics, peers);
+    if let Some(mut receivers) = receivers {
+        for (_, rx) in receivers.streams() {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = rx.recv().await {
+                    shard.handle(msg);
+                }
+            })
+            .detach();
+        }
+    }
+    for addr in &config.srt.listen {
+        match SrtListener::bind(shard.clone(), *addr) {
+            Ok(l) => {
+                glommio::spawn_local(l.clone().run()).detach();
+                glommio::spawn_local(l.housekeeping()).detach();
+            }
+            Err(e) => {
+                let _ = ready.send(Err(format!("srt.listen {addr}: cannot bind: {e}")));
+                return;
+            }
+        }
+    }
+    let _ = ready.send(Ok(id));
+    wait_until_stopped(&shard, &stop).await;
+}
+
+async fn wait_until_stopped(shard: &Rc<Shard>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    shard.begin_stop();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while shard.session_count() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_memory_fits_memlock() {
+        assert_eq!(io_memory_for(u64::MAX, 2), IO_MEMORY_MAX);
+        assert_eq!(io_memory_for(8 << 20, 3), 2 << 20);
+        assert_eq!(io_memory_for(512 << 10, 64), 64 << 10);
+    }
+
+    #[test]
+    fn taken_port_is_named() {
+        let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let err = check_udp_port(addr).unwrap_err().to_string();
+        assert!(
+            err.contains(&addr.port().to_string()) && err.contains("in use"),
+            "{err}"
+        );
+        drop(held);
+        check_udp_port(addr).unwrap();
+    }
+}

@@ -1,0 +1,479 @@
+//! One SRT session, one task: its whole life is [`Session::run`], a loop over
+//! packets from its mailbox, its timer, and (for readers) the stream's TS chunks.
+//!
+//! Publishers demux the TS they receive into frames for the stream's
+//! [`Publication`]; readers send the TS muxed once per stream. Each call into
+//! srt-protocol is contained: a panic there ends this session only.
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use glommio::net::UdpSocket;
+use glommio::timer::Timer;
+use srt_protocol::connection::{Action, Connection, DuplexConnection, Input};
+use srt_protocol::packet::{ControlPacket, ControlTypes, Packet, TimeStamp};
+use tracing::{error, info, warn, Instrument};
+
+use super::access::{Admission, Role};
+use super::stats::SrtStats;
+use super::{contain, Mailbox, StopReason};
+use crate::io::shard::Shard;
+use crate::media::bus::EndReason;
+use crate::media::hub::Subscription;
+use crate::media::TsChunk;
+use crate::metrics::{short_id, SessionInfo};
+use crate::proto::ts::{DemuxEvent, TsDemuxer};
+
+/// SRT payload for TS: seven 188-byte packets, as every SRT encoder sends.
+const TS_PAYLOAD: usize = 7 * 188;
+/// Bound on srt-protocol steps per input, against a state machine that never settles.
+const MAX_STEPS: usize = 100_000;
+/// TS chunks taken from the queue per wake, so packets and timers stay served.
+const CHUNKS_PER_WAKE: usize = 64;
+/// A reader takes no more chunks while srt-protocol holds this many unacknowledged
+/// packets; the stream's queue then holds them, and skips to a keyframe if the
+/// reader stays behind.
+const SEND_BUFFER_HIGH: u64 = super::listener::SEND_BUFFER_PACKETS * 3 / 4;
+
+/// Start a session task for an accepted caller; returns its mailbox.
+pub fn start(
+    shard: Rc<Shard>,
+    sock: Rc<UdpSocket>,
+    peer: SocketAddr,
+    conn: Connection,
+    adm: Admission,
+) -> Rc<Mailbox> {
+    let mailbox = Rc::new(Mailbox::new());
+    let id = shard.metrics.next_session_id();
+    shard.add_session(id, mailbox.clone());
+    let info = shard.metrics.open(SessionInfo {
+        id,
+        protocol: "srt",
+        role: adm.role.as_str(),
+        path: adm.path.clone(),
+        peer,
+        shard: shard.id,
+        started: SystemTime::now(),
+        counters: Default::default(),
+    });
+    let span = tracing::info_span!("srt", id = %short_id(id), path = %adm.path, peer = %peer);
+    let now = Instant::now();
+    let session = Session {
+        conn: DuplexConnection::new(conn),
+        shard,
+        sock,
+        peer,
+        mailbox: mailbox.clone(),
+        info,
+        adm,
+        stats: SrtStats::default(),
+        out: Vec::with_capacity(64),
+        wire: Vec::with_capacity(1500),
+        inbox: Vec::with_capacity(64),
+        released: Vec::with_capacity(64),
+        next_wake: now,
+        started: now,
+        last_flush: (now, 0),
+        end: None,
+        peer_shutdown: false,
+    };
+    glommio::spawn_local(session.run().instrument(span)).detach();
+    mailbox
+}
+
+enum Event {
+    Stop(StopReason),
+    Packets,
+    Chunk(Result<TsChunk, EndReason>),
+    Timer,
+}
+
+#[allow(clippy::large_enum_variant)] // transient, one per srt-protocol step
+enum Step {
+    Send(Packet),
+    Release(Bytes),
+    Stats,
+    Wait(Duration),
+    Close,
+}
+
+impl From<Action<'_>> for Step {
+    fn from(a: Action<'_>) -> Self {
+        match a {
+            Action::SendPacket((p, _)) => Step::Send(p),
+            Action::ReleaseData((_, b)) => Step::Release(b),
+            Action::UpdateStatistics(_) => Step::Stats,
+            Action::WaitForData(d) => Step::Wait(d),
+            Action::Close => Step::Close,
+        }
+    }
+}
+
+struct Session {
+    shard: Rc<Shard>,
+    sock: Rc<UdpSocket>,
+    peer: SocketAddr,
+    conn: DuplexConnection,
+    mailbox: Rc<Mailbox>,
+    info: Arc<SessionInfo>,
+    adm: Admission,
+    stats: SrtStats,
+    out: Vec<Packet>,
+    wire: Vec<u8>,
+    inbox: Vec<(Packet, usize)>,
+    released: Vec<Bytes>,
+    next_wake: Instant,
+    started: Instant,
+    last_flush: (Instant, u64),
+    /// Why the session ends, once it does.
+    end: Option<String>,
+    peer_shutdown: bool,
+}
+
+impl Session {
+    async fn run(mut self) {
+        match self.adm.role {
+            Role::Publish => self.publish().await,
+            Role::Read => self.read().await,
+        }
+        if self.mailbox.stop_reason().is_some() || !self.peer_shutdown {
+            self.send_shutdown().await;
+        }
+        self.flush_stats(Instant::now());
+        let s = &self.stats;
+        info!(
+            reason = %self.end.as_deref().unwrap_or("ended"),
+            secs = self.started.elapsed().as_secs_f32(),
+            bytes_in = s.bytes_in, bytes_out = s.bytes_out,
+            lost = s.lost_in + s.lost_out, retransmits = s.retrans_in + s.retrans_out,
+            "closed"
+        );
+        tracing::debug!(stats = ?self.conn.statistics(), settings = ?self.conn.settings(), "srt-protocol view");
+        self.mailbox.set_done();
+        self.shard.remove_session(self.info.id);
+        self.shard.metrics.close(self.info.id);
+    }
+
+    async fn publish(&mut self) {
+        let takeover = self.adm.takeover;
+        let (mut publication, replaced) = match self.shard.hub.publish(
+            &self.adm.path,
+            self.info.id,
+            takeover,
+        ) {
+            Ok(p) => p,
+            Err(existing) => {
+                warn!(other = %short_id(existing.session), "refused: publisher already present");
+                self.end = Some("publisher already present".into());
+                return;
+            }
+        };
+        if let Some(old) = replaced {
+            info!(previous = %short_id(old.session), "taking over the path");
+            self.shard.kick(old.shard, old.session);
+        }
+        info!(
+            latency_ms = self.adm.latency.as_millis() as u64,
+            "publishing"
+        );
+        let mut demux = TsDemuxer::new();
+        let mut events = Vec::new();
+        let mut timer = Timer::new(Duration::from_millis(1));
+        while self.end.is_none() {
+            let event = self.wait(&mut timer, None).await;
+            let now = Instant::now();
+            if !self.handle(event, now) {
+                break;
+            }
+            for data in self.released.drain(..) {
+                demux.push(&data, &mut events);
+                for ev in events.drain(..) {
+                    match ev {
+                        DemuxEvent::Tracks(tracks) => {
+                            let list: Vec<_> = tracks.iter().map(|t| t.codec.name()).collect();
+                            info!(tracks = ?list, "tracks");
+                            publication.set_tracks(&tracks);
+                        }
+                        DemuxEvent::Frame(frame) => publication.push(frame),
+                    }
+                }
+            }
+            if !publication.is_current() && self.end.is_none() {
+                self.end = Some(StopReason::TakenOver.as_str().into());
+            }
+            self.flush_out().await;
+            if now.duration_since(self.last_flush.0) >= Duration::from_secs(1) {
+                let d = demux.stats();
+                self.info.counters.frames.store(d.frames, Relaxed);
+                self.info
+                    .counters
+                    .ts_errors
+                    .store(d.cc_errors + d.resyncs + d.pes_errors, Relaxed);
+                self.flush_stats(now);
+            }
+        }
+    }
+
+    async fn read(&mut self) {
+        let sub: Subscription = self.shard.hub.subscribe_ts(&self.adm.path);
+        // A publisher on another shard shows in the registry before its first
+        // chunk reaches this shard's feed.
+        let published = sub.feed.has_publisher()
+            || self
+                .shard
+                .hub
+                .registry()
+                .publisher(&self.adm.path)
+                .is_some();
+        let mut waiting_until = (!published).then(|| Instant::now() + self.adm.wait_for_publisher);
+        if waiting_until.is_some() {
+            info!(
+                wait_ms = self.adm.wait_for_publisher.as_millis() as u64,
+                "reading; waiting for a publisher"
+            );
+        } else {
+            info!("reading");
+        }
+        let mut timer = Timer::new(Duration::from_millis(1));
+        while self.end.is_none() {
+            if let Some(deadline) = waiting_until {
+                self.next_wake = self.next_wake.min(deadline);
+            }
+            let room = self.send_room(Instant::now());
+            let event = self.wait(&mut timer, room.then_some(&sub)).await;
+            let now = Instant::now();
+            let mut event = Some(event);
+            let mut taken = 0;
+            while let Some(ev) = event.take() {
+                if let Event::Chunk(Ok(_)) = &ev {
+                    waiting_until = None;
+                }
+                if !self.handle(ev, now) {
+                    break;
+                }
+                taken += 1;
+                if taken < CHUNKS_PER_WAKE && self.send_room(now) {
+                    if let Ok(Some(chunk)) = sub.reader.try_recv() {
+                        event = Some(Event::Chunk(Ok(chunk)));
+                    }
+                }
+            }
+            if let Some(deadline) = waiting_until {
+                if now >= deadline && self.end.is_none() {
+                    warn!("refused: no publisher appeared in time (wait_for_publisher)");
+                    self.end = Some("no publisher".into());
+                }
+            }
+            self.flush_out().await;
+            if now.duration_since(self.last_flush.0) >= Duration::from_secs(1) {
+                let (skips, dropped) = sub.reader.skips();
+                if skips > self.info.counters.skips.load(Relaxed) {
+                    warn!(
+                        skips,
+                        dropped, "reader fell behind: skipped to the next keyframe"
+                    );
+                }
+                self.info.counters.skips.store(skips, Relaxed);
+                self.info.counters.skipped_items.store(dropped, Relaxed);
+                self.flush_stats(now);
+            }
+        }
+    }
+
+    /// Whether srt-protocol's send buffer can take more data.
+    fn send_room(&mut self, now: Instant) -> bool {
+        let conn = &mut self.conn;
+        match contain(move || {
+            conn.update_statistics(now);
+            conn.statistics().tx_buffered_data
+        }) {
+            Ok(buffered) => buffered < SEND_BUFFER_HIGH,
+            Err(_) => false,
+        }
+    }
+
+    /// Wait for the next thing to do.
+    async fn wait(&self, timer: &mut Timer, sub: Option<&Subscription>) -> Event {
+        let now = Instant::now();
+        timer.reset(
+            self.next_wake
+                .saturating_duration_since(now)
+                .max(Duration::from_micros(200)),
+        );
+        let mut recv = sub.map(|s| s.reader.recv());
+        poll_fn(|cx| {
+            if let Some(r) = self.mailbox.stop_reason() {
+                return Poll::Ready(Event::Stop(r));
+            }
+            if self.mailbox.has_packets() {
+                return Poll::Ready(Event::Packets);
+            }
+            self.mailbox.register(cx.waker());
+            if let Some(recv) = recv.as_mut() {
+                if let Poll::Ready(item) = std::pin::Pin::new(recv).poll(cx) {
+                    return Poll::Ready(Event::Chunk(item));
+                }
+            }
+            if std::pin::Pin::new(&mut *timer).poll(cx).is_ready() {
+                return Poll::Ready(Event::Timer);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Feed one event to the connection; false once the session must end.
+    fn handle(&mut self, event: Event, now: Instant) -> bool {
+        match event {
+            Event::Stop(reason) => {
+                self.end = Some(reason.as_str().into());
+                false
+            }
+            Event::Packets => {
+                let mut inbox = std::mem::take(&mut self.inbox);
+                self.mailbox.drain_into(&mut inbox);
+                let mut alive = true;
+                for (packet, len) in inbox.drain(..) {
+                    if !alive {
+                        continue;
+                    }
+                    self.stats.on_recv(now, &packet, len);
+                    if let Packet::Control(ControlPacket {
+                        control_type: ControlTypes::Shutdown,
+                        ..
+                    }) = &packet
+                    {
+                        self.peer_shutdown = true;
+                    }
+                    alive = self.drive(now, Input::Packet(Ok((packet, self.peer))));
+                }
+                self.inbox = inbox;
+                alive
+            }
+            Event::Chunk(Ok(chunk)) => {
+                let data = chunk.0;
+                let mut at = 0;
+                while at < data.len() {
+                    let end = (at + TS_PAYLOAD).min(data.len());
+                    if !self.drive(now, Input::Data(Some((now, data.slice(at..end))))) {
+                        return false;
+                    }
+                    at = end;
+                }
+                true
+            }
+            Event::Chunk(Err(reason)) => {
+                self.end = Some(
+                    match reason {
+                        EndReason::PublisherGone => "publisher gone",
+                        EndReason::Closed => "stream closed",
+                    }
+                    .into(),
+                );
+                false
+            }
+            Event::Timer => self.drive(now, Input::Timer),
+        }
+    }
+
+    /// Run srt-protocol until it waits; false once the session must end.
+    fn drive(&mut self, now: Instant, first: Input) -> bool {
+        let mut input = first;
+        for _ in 0..MAX_STEPS {
+            let conn = &mut self.conn;
+            let step = match contain(move || Step::from(conn.handle_input(now, input))) {
+                Ok(step) => step,
+                Err(panic) => {
+                    self.shard
+                        .metrics
+                        .gateway
+                        .panics_contained
+                        .fetch_add(1, Relaxed);
+                    error!(panic, "srt-protocol panicked; session ended");
+                    self.end = Some("srt-protocol panicked".into());
+                    return false;
+                }
+            };
+            input = match step {
+                Step::Send(p) => {
+                    self.out.push(p);
+                    Input::PacketSent
+                }
+                Step::Release(data) => {
+                    self.released.push(data);
+                    Input::DataReleased
+                }
+                Step::Stats => Input::StatisticsUpdated,
+                Step::Wait(d) => {
+                    self.next_wake = now + d;
+                    return true;
+                }
+                Step::Close => {
+                    self.end = Some(
+                        if self.peer_shutdown {
+                            "peer closed"
+                        } else {
+                            "peer timed out"
+                        }
+                        .into(),
+                    );
+                    return false;
+                }
+            };
+        }
+        error!("srt-protocol did not settle; session ended");
+        self.end = Some("srt-protocol did not settle".into());
+        false
+    }
+
+    async fn flush_out(&mut self) {
+        let now = Instant::now();
+        for p in std::mem::take(&mut self.out).drain(..) {
+            self.wire.clear();
+            p.serialize(&mut self.wire);
+            self.stats.on_send(now, &p, self.wire.len());
+            // A failed send is a lost packet; SRT's ARQ deals with it.
+            let _ = self.sock.send_to(&self.wire, self.peer).await;
+        }
+    }
+
+    async fn send_shutdown(&mut self) {
+        let settings = self.conn.settings();
+        let elapsed = settings.socket_start_time.elapsed().as_micros() as u32;
+        let p = Packet::Control(ControlPacket {
+            timestamp: TimeStamp::from_micros(elapsed),
+            dest_sockid: settings.remote_sockid,
+            control_type: ControlTypes::Shutdown,
+        });
+        self.out.push(p);
+        self.flush_out().await;
+    }
+
+    fn flush_stats(&mut self, now: Instant) {
+        let s = &self.stats;
+        let c = &self.info.counters;
+        c.packets_in.store(s.packets_in, Relaxed);
+        c.bytes_in.store(s.bytes_in, Relaxed);
+        c.packets_out.store(s.packets_out, Relaxed);
+        c.bytes_out.store(s.bytes_out, Relaxed);
+        c.lost.store(s.lost_in + s.lost_out, Relaxed);
+        c.retransmits.store(s.retrans_in + s.retrans_out, Relaxed);
+        c.naks.store(s.naks_in + s.naks_out, Relaxed);
+        c.rtt_us
+            .store(s.rtt.map_or(0, |r| r.as_micros() as u64), Relaxed);
+        let bytes = s.bytes_in + s.bytes_out;
+        let (then, before) = self.last_flush;
+        let secs = now.duration_since(then).as_secs_f64();
+        if secs > 0.0 {
+            c.bitrate_bps
+                .store(((bytes - before) as f64 * 8.0 / secs) as u64, Relaxed);
+        }
+        self.last_flush = (now, bytes);
+    }
+}

@@ -1,0 +1,5 @@
+//! Sans-IO protocol cores: plain synchronous code, no sockets, no clocks.
+
+pub mod codec;
+pub mod streamid;
+pub mod ts;
