@@ -80,18 +80,32 @@ impl GatewayCounters {
 }
 
 /// The process-wide table of sessions and counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     sessions: Mutex<HashMap<u64, Arc<SessionInfo>>>,
     next_id: AtomicU64,
+    id_seed: u64,
     pub gateway: GatewayCounters,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            // Ids differ between runs, so logs of two runs are not confused.
+            id_seed: rand::random(),
+            gateway: GatewayCounters::default(),
+        }
+    }
+}
+
 impl Metrics {
+    /// A process-unique session id; consecutive ids differ visibly in their short form.
     pub fn next_session_id(&self) -> u64 {
-        // Spread ids so short ids of consecutive sessions differ visibly.
         let n = self.next_id.fetch_add(1, Relaxed) + 1;
-        n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 8 | 1
+        // An odd multiplier is a bijection on u64, so ids never repeat.
+        (n ^ self.id_seed).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     pub fn open(&self, info: SessionInfo) -> Arc<SessionInfo> {

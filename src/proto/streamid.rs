@@ -73,6 +73,37 @@ pub enum StreamIdError {
     Malformed(&'static str),
 }
 
+/// The stream id as it may be logged: passwords replaced by `***`, cut to 200
+/// characters.
+pub fn redact(sid: &str) -> String {
+    let mut out = if let Some(body) = sid.strip_prefix("#!::") {
+        let items: Vec<String> = body
+            .split(',')
+            .map(|item| match item.split_once('=') {
+                Some(("s", _)) => "s=***".to_owned(),
+                _ => item.to_owned(),
+            })
+            .collect();
+        format!("#!::{}", items.join(","))
+    } else {
+        let fields: Vec<&str> = sid.split(':').collect();
+        if fields.len() >= 4 && matches!(fields[0], "publish" | "read") {
+            format!("{}:{}:{}:***", fields[0], fields[1], fields[2])
+        } else {
+            sid.to_owned()
+        }
+    };
+    if out.len() > 200 {
+        let mut cut = 200;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
 /// Parse a stream id in any of the accepted forms.
 pub fn parse(sid: &str) -> Result<StreamRequest, StreamIdError> {
     if sid.is_empty() {
@@ -373,5 +404,20 @@ mod tests {
             shown.contains("alice") && !shown.contains("s3cret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(
+            redact("publish:live/x:alice:s3cret"),
+            "publish:live/x:alice:***"
+        );
+        assert_eq!(redact("read:live/x"), "read:live/x");
+        assert_eq!(
+            redact("#!::r=live/x,u=bob,s=hunter22,m=request"),
+            "#!::r=live/x,u=bob,s=***,m=request"
+        );
+        assert_eq!(redact("live/x"), "live/x");
+        assert!(redact(&"é".repeat(300)).chars().count() <= 201);
     }
 }

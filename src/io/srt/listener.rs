@@ -284,9 +284,17 @@ impl SrtListener {
                     (Ok(ConnectionResult::Connected(resp, conn)), Some(adm)) => {
                         let (resp, conn) = apply_latency(resp.map(|r| r.0), conn, adm.latency);
                         GatewayCounters::inc(&self.shard.metrics.gateway.srt_accepted);
-                        let mailbox =
-                            session::start(self.shard.clone(), self.sock.clone(), from, conn, adm);
-                        (resp.into_iter().collect(), Next::Open(mailbox))
+                        // The session sends the conclusion answer itself, before any
+                        // data, so a caller never sees data ahead of its handshake.
+                        let mailbox = session::start(
+                            self.shard.clone(),
+                            self.sock.clone(),
+                            from,
+                            conn,
+                            resp,
+                            adm,
+                        );
+                        (Vec::new(), Next::Open(mailbox))
                     }
                     (Ok(ConnectionResult::Reject(p, rej)), adm) => {
                         if adm.is_some() {
@@ -342,7 +350,8 @@ impl SrtListener {
     ) {
         GatewayCounters::inc(&self.shard.metrics.gateway.srt_refused);
         if let Some(n) = self.logs.borrow_mut().refused.check(Instant::now()) {
-            warn!(peer = %from, sid = ?sid.unwrap_or(""), reason = ?reason, code = i32::from(code),
+            let sid = crate::proto::streamid::redact(sid.unwrap_or(""));
+            warn!(peer = %from, sid = ?sid, reason = ?reason, code = i32::from(code),
                 suppressed = n, "refused");
         }
     }

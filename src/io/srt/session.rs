@@ -47,6 +47,7 @@ pub fn start(
     sock: Rc<UdpSocket>,
     peer: SocketAddr,
     conn: Connection,
+    answer: Option<Packet>,
     adm: Admission,
 ) -> Rc<Mailbox> {
     let mailbox = Rc::new(Mailbox::new());
@@ -73,7 +74,7 @@ pub fn start(
         info,
         adm,
         stats: SrtStats::default(),
-        out: Vec::with_capacity(64),
+        out: answer.into_iter().collect(),
         wire: Vec::with_capacity(1500),
         inbox: Vec::with_capacity(64),
         released: Vec::with_capacity(64),
@@ -138,6 +139,8 @@ struct Session {
 
 impl Session {
     async fn run(mut self) {
+        // The handshake answer goes out first.
+        self.flush_out().await;
         match self.adm.role {
             Role::Publish => self.publish().await,
             Role::Read => self.read().await,

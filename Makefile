@@ -1,0 +1,76 @@
+# srtgate build and test entry points.
+#
+#   make run     build (release) and run with conf/srtgate.yaml
+#   make test    install the test peers if missing, build, run every test
+#   make check   rustfmt check + clippy
+#   make bench   (not yet)
+#   make clean   remove build output
+
+CARGO  ?= cargo
+CONFIG ?= conf/srtgate.yaml
+# Extra arguments for the test binaries, e.g. TEST_ARGS='--test-threads 1'.
+TEST_ARGS ?=
+
+# Real SRT peers the integration tests talk to (Debian package names).
+TEST_PACKAGES := ffmpeg srt-tools gstreamer1.0-tools gstreamer1.0-plugins-base \
+                 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+# Needed to link Rust programs.
+BUILD_PACKAGES := gcc libc6-dev
+
+.PHONY: run test bench check clean toolchain build-deps test-deps _install-build-packages
+
+# apt-install the Debian packages in $(1) that are not installed yet. Runs
+# nothing (not even apt-get update) when they all are. Uses sudo when not root.
+define apt_install
+	@missing=""; \
+	if command -v dpkg >/dev/null 2>&1; then \
+	  for p in $(1); do \
+	    dpkg -s $$p 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	  done; \
+	else \
+	  echo "note: not a Debian system; make sure these are installed: $(1)"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "error: need root or sudo to install:$$missing" >&2; exit 1; fi; \
+	  $$sudo apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+endef
+
+toolchain:
+	@command -v $(CARGO) >/dev/null 2>&1 || { \
+	  echo "error: '$(CARGO)' not found. srtgate needs the Rust toolchain (cargo, rustc 1.80 or newer)." >&2; \
+	  echo "       Install it with rustup, or your distribution's 'cargo' package, and make sure cargo is on PATH." >&2; \
+	  exit 1; }
+
+build-deps: toolchain
+	@command -v cc >/dev/null 2>&1 || { echo "no C compiler/linker found (cc)"; $(MAKE) --no-print-directory _install-build-packages; }
+
+_install-build-packages:
+	$(call apt_install,$(BUILD_PACKAGES))
+
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
+
+run: build-deps
+	$(CARGO) build --release
+	exec target/release/srtgate -c $(CONFIG)
+
+test: build-deps test-deps
+	$(CARGO) build --release
+	$(CARGO) test --release --no-fail-fast -- $(TEST_ARGS)
+
+bench:
+	@echo "bench: not yet"
+
+check: toolchain
+	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "error: rustfmt missing (rustup component add rustfmt)" >&2; exit 1; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "error: clippy missing (rustup component add clippy)" >&2; exit 1; }
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
