@@ -3,7 +3,7 @@
 #   make run     build (release) and run with conf/srtgate.yaml
 #   make test    install the test peers if missing, build, run every test
 #   make check   rustfmt check + clippy
-#   make bench   (not yet)
+#   make bench   CPU per delivered Mbit and added delay, against srt-live-transmit
 #   make clean   remove build output
 
 CARGO  ?= cargo
@@ -63,8 +63,9 @@ test: build-deps test-deps
 	$(CARGO) build --release
 	$(CARGO) test --release --no-fail-fast -- $(TEST_ARGS)
 
-bench:
-	@echo "bench: not yet"
+bench: build-deps test-deps
+	$(CARGO) build --release
+	python3 tests/bench/bench.py
 
 check: toolchain
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "error: rustfmt missing (rustup component add rustfmt)" >&2; exit 1; }
