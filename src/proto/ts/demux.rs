@@ -105,6 +105,12 @@ struct Stream {
     /// Where the next audio frame starts when a PES carries no PTS.
     next_ts: Option<i64>,
     adts: AdtsSplitter,
+    /// Whether a packet padded with adaptation-field stuffing ends the PES (see
+    /// [`stuffed`]); turned off for good if this stream's muxer pads mid-PES.
+    stuffing_ends_pes: bool,
+    /// The last PES was ended early by stuffing; a continuation now would prove
+    /// the muxer pads mid-PES.
+    ended_by_stuffing: bool,
 }
 
 impl Stream {
@@ -117,6 +123,8 @@ impl Stream {
             clock: Unwrapper::default(),
             next_ts: None,
             adts: AdtsSplitter::default(),
+            stuffing_ends_pes: true,
+            ended_by_stuffing: false,
         }
     }
 
@@ -333,14 +341,35 @@ impl TsDemuxer {
                 return;
             }
             if pusi {
+                stream.ended_by_stuffing = false;
                 if let Some(previous) = stream.pes.finish() {
                     self.on_pes(i, previous.map(Some), out);
                 }
                 let started = self.streams[i].pes.start(payload);
                 self.on_pes(i, started, out);
             } else {
+                if stream.ended_by_stuffing {
+                    // This muxer pads inside a PES: wait for packet starts from now on.
+                    stream.ended_by_stuffing = false;
+                    stream.stuffing_ends_pes = false;
+                    self.stats.pes_errors += 1;
+                    tracing::debug!(
+                        pid,
+                        "stuffing inside a PES; ending PES at packet starts only"
+                    );
+                }
                 let appended = stream.pes.append(payload);
                 self.on_pes(i, appended, out);
+            }
+            // A video PES has no length and would otherwise end only when the
+            // next one starts, a frame later. Muxers pad the last packet of a
+            // PES with adaptation-field stuffing, so stuffing marks its end.
+            let stream = &mut self.streams[i];
+            if stream.stuffing_ends_pes && stream.pes.is_unbounded() && stuffed(pkt) {
+                if let Some(done) = stream.pes.finish() {
+                    stream.ended_by_stuffing = true;
+                    self.on_pes(i, done.map(Some), out);
+                }
             }
         } else if self.unsupported.contains(&pid) {
             self.stats.unsupported_packets += 1;
@@ -505,6 +534,37 @@ impl TsDemuxer {
             data: payload,
         }));
     }
+}
+
+/// Whether a TS packet's adaptation field carries stuffing bytes (more bytes
+/// than its flags need), which muxers use to pad the last packet of a PES.
+fn stuffed(pkt: &[u8]) -> bool {
+    if pkt[3] & 0x20 == 0 {
+        return false;
+    }
+    let af_len = usize::from(pkt[4]);
+    if af_len == 0 {
+        return true; // a zero-length field is one byte of padding
+    }
+    let flags = pkt[5];
+    let mut need = 1;
+    if flags & 0x10 != 0 {
+        need += 6; // PCR
+    }
+    if flags & 0x08 != 0 {
+        need += 6; // OPCR
+    }
+    if flags & 0x04 != 0 {
+        need += 1; // splice countdown
+    }
+    if flags & 0x02 != 0 {
+        // transport private data: length byte + data
+        need += 1 + usize::from(*pkt.get(4 + 1 + need).unwrap_or(&0));
+    }
+    if flags & 0x01 != 0 {
+        need += 1 + usize::from(*pkt.get(4 + 1 + need).unwrap_or(&0));
+    }
+    af_len > need
 }
 
 /// Finds packet alignment at or after `from`: a sync byte followed by

@@ -560,12 +560,50 @@ pub(crate) mod tests {
                 }
             })
             .collect();
-        assert_eq!(frames.len(), 3, "{frames:?}");
+        // Each PES here ends in a stuffed packet, so it is complete (and
+        // emitted) before the damage that follows it: only the PES whose
+        // header was cut short is lost.
+        assert_eq!(frames.len(), 5, "{frames:?}");
         for f in frames {
             assert_eq!((f.pts, f.dts, f.key), (0, 0, true));
             assert_eq!(&f.data[..], &pes[14..]);
         }
         let s = d.stats();
-        assert_eq!((s.cc_errors, s.pes_errors, s.frames), (1, 2, 3), "{s:?}");
+        assert_eq!((s.cc_errors, s.pes_errors, s.frames), (1, 1, 5), "{s:?}");
+    }
+
+    #[test]
+    fn stuffing_ends_a_video_pes_at_once_unless_the_muxer_pads_mid_pes() {
+        let mut d = TsDemuxer::new();
+        let mut out = Vec::new();
+        let mut pes = vec![0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1];
+        pes.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0x84]);
+        let mut ts = [pat(), pmt(0, 0, &[(0x1B, 0x100)])].concat();
+        ts.extend(packet(0x100, true, 0, &pes));
+        d.push(&ts, &mut out);
+        let frames = |out: &Vec<DemuxEvent>| {
+            out.iter()
+                .filter(|e| matches!(e, DemuxEvent::Frame(_)))
+                .count()
+        };
+        // Out before the next packet start arrives.
+        assert_eq!(frames(&out), 1);
+        // A muxer that pads inside a PES: the continuation costs that frame once,
+        // then PES packets end at packet starts again.
+        let mut ts = packet(0x100, true, 1, &pes[..16]);
+        ts.extend(packet(0x100, false, 2, &pes[16..]));
+        ts.extend(packet(0x100, true, 3, &pes[..16]));
+        ts.extend(packet(0x100, false, 4, &pes[16..]));
+        ts.extend(packet(0x100, true, 5, &pes));
+        out.clear();
+        d.push(&ts, &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                DemuxEvent::Frame(f) => Some(f.data.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, vec![2, pes.len() - 14], "{got:?}");
     }
 }

@@ -268,6 +268,11 @@ impl PesAssembler {
     }
 
     /// Bytes held by the PES being assembled (its buffer's capacity).
+    /// True while a PES without a length (it ends at the next start) is in progress.
+    pub fn is_unbounded(&self) -> bool {
+        self.buf.is_some() && self.len == Length::Unbounded
+    }
+
     pub fn buffered(&self) -> usize {
         self.buf.as_ref().map_or(0, BytesMut::capacity)
     }
