@@ -304,9 +304,9 @@ impl Session {
     /// Wait for the next thing to do.
     async fn wait(&self, timer: &mut Timer, sub: Option<&Subscription>) -> Event {
         let now = Instant::now();
+        let wake = crate::io::clock::on_tick(self.next_wake);
         timer.reset(
-            self.next_wake
-                .saturating_duration_since(now)
+            wake.saturating_duration_since(now)
                 .max(Duration::from_micros(200)),
         );
         let mut recv = sub.map(|s| s.reader.recv());
