@@ -61,7 +61,7 @@ run: build-deps
 
 test: build-deps test-deps
 	$(CARGO) build --release
-	$(CARGO) test --release --no-fail-fast -- $(TEST_ARGS)
+	$(CARGO) test --release --no-fail-fast --tests -- $(TEST_ARGS)
 
 bench: build-deps test-deps
 	$(CARGO) build --release

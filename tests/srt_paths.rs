@@ -1,0 +1,234 @@
+//! Path policies a user configures and then relies on: a second publisher is
+//! refused or takes over, readers wait for a publisher only as long as the path
+//! says, and `max_readers` holds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::media::*;
+use common::*;
+
+const EXTRA_PATHS: &str = r#"  - name: "takeover/*"
+    on_second_publisher: takeover
+  - name: "now/*"
+    wait_for_publisher: 0s
+  - name: "brief/*"
+    wait_for_publisher: 1s
+  - name: "limited/*"
+    max_readers: 1
+"#;
+
+fn gateway(dir: &TestDir) -> Gateway {
+    Gateway::start_with(dir, |port| config_with(port, "", EXTRA_PATHS))
+}
+
+/// The caller must end with a non-zero exit, and the gateway must log why.
+fn expect_refused(gw: &mut Gateway, caller: &mut Peer, mark: usize, reason: &str, what: &str) {
+    match caller.wait(Duration::from_secs(30)) {
+        Ok(f) if !f.status.success() => {}
+        Ok(f) => gw.fail(&format!(
+            "expected {what} to be refused (non-zero exit); it exited 0:\n{}",
+            caller.describe(Some(&f))
+        )),
+        Err(e) => gw.fail(&format!("expected {what} to be refused and exit; {e}")),
+    }
+    let line = gw.wait_refused(mark, reason, Duration::from_secs(5));
+    eprintln!("{what}: refused as expected: {line}");
+}
+
+#[test]
+fn second_publisher_is_refused_and_the_first_keeps_streaming() {
+    let _cpu = light();
+    require_tools(&["ffmpeg", "ffprobe"]);
+    let dir = TestDir::new("second_publisher");
+    let mut gw = gateway(&dir);
+    let mark = gw.mark();
+    let url = gw.url("publish:live/dup", PUBLISH_OPTS);
+    let mut first = publish_ffmpeg(&dir, "first", &url, &Source::default().seconds(40.0));
+    wait_publishing(
+        &mut gw,
+        mark,
+        "live/dup",
+        &mut first,
+        Duration::from_secs(15),
+    );
+
+    let mark = gw.mark();
+    let src = Source::default().size(640, 360).seconds(10.0);
+    let mut second = publish_ffmpeg(&dir, "second", &url, &src);
+    expect_refused(
+        &mut gw,
+        &mut second,
+        mark,
+        "publisher already present",
+        "a second publisher",
+    );
+
+    let p = probe(
+        &dir,
+        "ffprobe",
+        &gw.url("read:live/dup", READ_OPTS),
+        Duration::from_secs(30),
+    );
+    assert_h264_aac(
+        &gw,
+        &p,
+        "ffprobe of live/dup after the refused second publisher",
+    );
+    let v = p.video().expect("video stream");
+    assert_eq!(
+        (v.width, v.height),
+        (Some(320), Some(240)),
+        "readers must still get the first publisher's picture: {}",
+        p.summary()
+    );
+    assert!(
+        first.is_running(),
+        "the first publisher stopped:\n{}",
+        first.describe(None)
+    );
+}
+
+#[test]
+fn takeover_path_hands_the_stream_to_the_newer_publisher() {
+    let _cpu = light();
+    require_tools(&["ffmpeg", "ffprobe"]);
+    let dir = TestDir::new("takeover");
+    let mut gw = gateway(&dir);
+    let mark = gw.mark();
+    let url = gw.url("publish:takeover/cam", PUBLISH_OPTS);
+    let mut old = publish_ffmpeg(&dir, "old", &url, &Source::default().seconds(40.0));
+    wait_publishing(
+        &mut gw,
+        mark,
+        "takeover/cam",
+        &mut old,
+        Duration::from_secs(15),
+    );
+
+    let mark = gw.mark();
+    let src = Source::default().size(640, 360).seconds(40.0);
+    let mut new = publish_ffmpeg(&dir, "new", &url, &src);
+    gw.wait_log(mark, &["taking over the path"], Duration::from_secs(15));
+    gw.wait_log(
+        mark,
+        &["closed", "taken over by a new publisher"],
+        Duration::from_secs(10),
+    );
+    // The old encoder learns it was cut off: its SRT connection is closed.
+    match old.wait(Duration::from_secs(15)) {
+        Ok(f) => eprintln!("old publisher ended: {}", describe_status(&f.status)),
+        Err(e) => gw.fail(&format!("the taken-over publisher kept running: {e}")),
+    }
+
+    let p = probe(
+        &dir,
+        "ffprobe",
+        &gw.url("read:takeover/cam", READ_OPTS),
+        Duration::from_secs(30),
+    );
+    assert_h264_aac(&gw, &p, "ffprobe of takeover/cam after the takeover");
+    let v = p.video().expect("video stream");
+    assert_eq!(
+        (v.width, v.height),
+        (Some(640), Some(360)),
+        "readers must get the newer publisher's picture: {}",
+        p.summary()
+    );
+    assert!(
+        new.is_running(),
+        "the new publisher stopped:\n{}",
+        new.describe(None)
+    );
+}
+
+#[test]
+fn reader_of_an_unpublished_path_is_refused_or_waits_only_as_configured() {
+    let _cpu = light();
+    require_tools(&["ffprobe"]);
+    let dir = TestDir::new("no_publisher");
+    let mut gw = gateway(&dir);
+
+    // wait_for_publisher: 0s — refused in the handshake.
+    let mark = gw.mark();
+    let p = probe(
+        &dir,
+        "ffprobe-now",
+        &gw.url("read:now/x", READ_OPTS),
+        Duration::from_secs(30),
+    );
+    assert!(
+        p.streams.is_empty() && !p.finished.as_ref().is_ok_and(|f| f.status.success()),
+        "ffprobe of a path with no publisher and no wait must fail: {}",
+        p.description
+    );
+    gw.wait_refused(mark, "no publisher", Duration::from_secs(5));
+
+    // wait_for_publisher: 1s — admitted, then closed when nobody comes.
+    let mark = gw.mark();
+    let t0 = Instant::now();
+    let p = probe(
+        &dir,
+        "ffprobe-brief",
+        &gw.url("read:brief/x", READ_OPTS),
+        Duration::from_secs(30),
+    );
+    assert!(
+        p.streams.is_empty(),
+        "ffprobe of a path nobody publishes must see no streams: {}",
+        p.summary()
+    );
+    let line = gw.wait_log(mark, &["closed", "no publisher"], Duration::from_secs(10));
+    eprintln!(
+        "brief wait ended after {:.1}s: {line}",
+        t0.elapsed().as_secs_f64()
+    );
+    gw.assert_alive("after readers of unpublished paths");
+}
+
+#[test]
+fn max_readers_refuses_the_reader_over_the_limit() {
+    let _cpu = light();
+    require_tools(&["ffmpeg", "ffprobe"]);
+    let dir = TestDir::new("max_readers");
+    let mut gw = gateway(&dir);
+    let mark = gw.mark();
+    let mut publisher = publish_ffmpeg(
+        &dir,
+        "publisher",
+        &gw.url("publish:limited/x", PUBLISH_OPTS),
+        &Source::default().seconds(40.0),
+    );
+    wait_publishing(
+        &mut gw,
+        mark,
+        "limited/x",
+        &mut publisher,
+        Duration::from_secs(15),
+    );
+
+    let mark = gw.mark();
+    let mut first = start_decode(
+        &dir,
+        "first-reader",
+        &gw.url("read:limited/x", READ_OPTS),
+        8.0,
+    );
+    gw.wait_log(mark, &["reading", "limited/x"], Duration::from_secs(15));
+    let mark = gw.mark();
+    let p = probe(
+        &dir,
+        "ffprobe-over",
+        &gw.url("read:limited/x", READ_OPTS),
+        Duration::from_secs(30),
+    );
+    assert!(
+        p.streams.is_empty(),
+        "a second reader over max_readers: 1 must get nothing: {}",
+        p.summary()
+    );
+    gw.wait_refused(mark, "reader limit", Duration::from_secs(5));
+    let res = first.wait(Duration::from_secs(40));
+    assert_clean_decode(&gw, &first, &res, "the reader within the limit");
+}
