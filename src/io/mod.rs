@@ -6,3 +6,4 @@ pub mod clock;
 pub mod runtime;
 pub mod shard;
 pub mod srt;
+pub mod udp;

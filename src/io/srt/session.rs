@@ -7,6 +7,7 @@
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use super::access::{Admission, Role};
 use super::stats::SrtStats;
 use super::{contain, Mailbox, StopReason};
 use crate::io::shard::Shard;
+use crate::io::udp;
 use crate::media::bus::EndReason;
 use crate::media::hub::Subscription;
 use crate::media::TsChunk;
@@ -435,14 +437,58 @@ impl Session {
         false
     }
 
+    /// Send what srt-protocol produced. Runs of equal-sized packets (a frame's
+    /// data for this reader) go out as one GSO send ([`udp::send_segments`]).
     async fn flush_out(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        for p in std::mem::take(&mut self.out).drain(..) {
-            self.wire.clear();
+        let gso = udp::gso_enabled();
+        let mut out = std::mem::take(&mut self.out);
+        self.wire.clear();
+        let (mut seg, mut run) = (0usize, 0usize);
+        for p in out.drain(..) {
+            let start = self.wire.len();
             p.serialize(&mut self.wire);
-            self.stats.on_send(now, &p, self.wire.len());
-            // A failed send is a lost packet; SRT's ARQ deals with it.
-            let _ = self.sock.send_to(&self.wire, self.peer).await;
+            let len = self.wire.len() - start;
+            self.stats.on_send(now, &p, len);
+            if run > 0 && !(gso && len <= seg && run < udp::MAX_SEGMENTS) {
+                // This packet cannot join the run: send the run, start anew.
+                self.send_run(start, seg).await;
+                self.wire.drain(..start);
+                run = 0;
+            }
+            if run == 0 {
+                seg = len;
+            }
+            run += 1;
+            if len < seg {
+                // A shorter datagram can only end a run.
+                self.send_run(self.wire.len(), seg).await;
+                self.wire.clear();
+                run = 0;
+            }
+        }
+        if run > 0 {
+            self.send_run(self.wire.len(), seg).await;
+            self.wire.clear();
+        }
+        self.out = out;
+    }
+
+    /// Send `wire[..end]`, datagrams of `seg` bytes (the last may be shorter).
+    /// A failed send is a lost packet; SRT's ARQ deals with it.
+    async fn send_run(&self, end: usize, seg: usize) {
+        let buf = &self.wire[..end];
+        if buf.len() > seg {
+            match udp::send_segments(self.sock.as_raw_fd(), buf, seg as u16, self.peer) {
+                Ok(true) | Err(_) => return,
+                Ok(false) => {} // socket full or GSO refused: one by one
+            }
+        }
+        for datagram in buf.chunks(seg) {
+            let _ = self.sock.send_to(datagram, self.peer).await;
         }
     }
 
