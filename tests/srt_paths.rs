@@ -232,3 +232,46 @@ fn max_readers_refuses_the_reader_over_the_limit() {
     let res = first.wait(Duration::from_secs(40));
     assert_clean_decode(&gw, &first, &res, "the reader within the limit");
 }
+
+#[test]
+fn ipv6_and_ipv4_callers_share_a_stream() {
+    let _cpu = light();
+    require_tools(&["ffmpeg", "ffprobe"]);
+    let dir = TestDir::new("ipv6");
+    let mut gw = Gateway::start_with(&dir, |port| {
+        config_with(port, "", "").replace(
+            &format!("listen: [\"127.0.0.1:{port}\"]"),
+            &format!("listen: [\"127.0.0.1:{port}\", \"[::1]:{port}\"]"),
+        )
+    });
+    let port = gw.port;
+    let v6 = |sid: &str, opts: &str| format!("srt://[::1]:{port}?streamid={sid}{opts}");
+    let mark = gw.mark();
+    let mut publisher = publish_ffmpeg(
+        &dir,
+        "publisher-v6",
+        &v6("publish:live/six", PUBLISH_OPTS),
+        &Source::default().seconds(40.0),
+    );
+    wait_publishing(
+        &mut gw,
+        mark,
+        "live/six",
+        &mut publisher,
+        Duration::from_secs(15),
+    );
+    let p = probe(
+        &dir,
+        "ffprobe-v4",
+        &gw.url("read:live/six", READ_OPTS),
+        Duration::from_secs(30),
+    );
+    assert_h264_aac(&gw, &p, "IPv4 reader of an IPv6 publisher");
+    let p = probe(
+        &dir,
+        "ffprobe-v6",
+        &v6("read:live/six", READ_OPTS),
+        Duration::from_secs(30),
+    );
+    assert_h264_aac(&gw, &p, "IPv6 reader of an IPv6 publisher");
+}
