@@ -116,47 +116,6 @@ fn round_trips_through_yaml() {
 }
 
 #[test]
-fn admission_test_config_parses() {
-    // The configuration io::srt::access tests against.
-    let c = Config::from_yaml(
-        r#"
-paths:
-  - name: "secure/*"
-    passphrase: "0123456789abcdef"
-  - name: "private/*"
-    publish: { credentials: [ { user: "alice", pass: "s3cret" } ] }
-  - name: "readonly/*"
-    publish: { allow: false }
-  - name: "now/*"
-    wait_for_publisher: 0s
-  - name: "live/*"
-"#,
-        "test.yaml",
-    )
-    .unwrap();
-    assert_eq!(c.paths.len(), 5);
-    assert_eq!(
-        c.rule_for("private/x")
-            .unwrap()
-            .check(Mode::Publish, Some("alice"), Some("s3cret")),
-        Ok(())
-    );
-    assert_eq!(
-        c.rule_for("private/x")
-            .unwrap()
-            .check(Mode::Read, None, None),
-        Ok(())
-    );
-    assert_eq!(
-        c.rule_for("readonly/x")
-            .unwrap()
-            .check(Mode::Publish, None, None),
-        Err(Denied::Forbidden)
-    );
-    assert!(c.rule_for("now/x").unwrap().wait_for_publisher.is_zero());
-}
-
-#[test]
 fn first_matching_rule_wins() {
     let c = Config::from_yaml("paths:\n  - name: live/special\n    max_readers: 1\n  - name: \"live/*\"\n  - name: \"**\"\n    read: { allow: false }\n", "x").unwrap();
     assert_eq!(c.rule_for("live/special").unwrap().max_readers, 1);
