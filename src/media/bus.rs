@@ -52,7 +52,6 @@ struct Inner<T> {
     gop_valid: bool,
     readers: Vec<Weak<RefCell<Slot<T>>>>,
     capacity: usize,
-    ended: Option<EndReason>,
 }
 
 /// The producer half. Cloning shares the same bus.
@@ -83,7 +82,6 @@ impl<T: BusItem> Bus<T> {
                 gop_valid: false,
                 readers: Vec::new(),
                 capacity: capacity.max(2),
-                ended: None,
             })),
         }
     }
@@ -91,7 +89,6 @@ impl<T: BusItem> Bus<T> {
     /// Publish one item; `key` marks the start of a group (a video keyframe).
     pub fn publish(&self, item: T, key: bool) {
         let mut inner = self.inner.borrow_mut();
-        inner.ended = None;
         if key {
             inner.gop.clear();
             inner.gop_bytes = 0;
@@ -167,7 +164,6 @@ impl<T: BusItem> Bus<T> {
         inner.gop.clear();
         inner.gop_bytes = 0;
         inner.gop_valid = false;
-        inner.ended = Some(reason);
         for weak in inner.readers.drain(..) {
             if let Some(slot) = weak.upgrade() {
                 let mut s = slot.borrow_mut();
