@@ -1,5 +1,6 @@
 //! Sans-IO protocol cores: plain synchronous code, no sockets, no clocks.
 
 pub mod codec;
+pub mod srtla;
 pub mod streamid;
 pub mod ts;
