@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 pub mod craft;
 pub mod media;
+pub mod relay;
 
 /// How long a gateway may take to log `srtgate ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);

@@ -157,6 +157,8 @@ impl Session {
             secs = self.started.elapsed().as_secs_f32(),
             bytes_in = s.bytes_in, bytes_out = s.bytes_out,
             lost = s.lost_in + s.lost_out, retransmits = s.retrans_in + s.retrans_out,
+            naks = s.naks_in + s.naks_out,
+            rtt_ms = s.rtt.map_or(-1.0, |r| r.as_secs_f64() * 1000.0),
             "closed"
         );
         tracing::debug!(stats = ?self.conn.statistics(), settings = ?self.conn.settings(), "srt-protocol view");
