@@ -17,6 +17,8 @@ const EXTRA_PATHS: &str = r#"  - name: "takeover/*"
     wait_for_publisher: 1s
   - name: "limited/*"
     max_readers: 1
+  - name: "grace/*"
+    publisher_grace: 6s
 "#;
 
 fn gateway(dir: &TestDir) -> Gateway {
@@ -274,4 +276,98 @@ fn ipv6_and_ipv4_callers_share_a_stream() {
         Duration::from_secs(30),
     );
     assert_h264_aac(&gw, &p, "IPv6 reader of an IPv6 publisher");
+}
+
+#[test]
+fn readers_wait_out_a_publisher_reconnect_within_the_grace_period() {
+    let _cpu = light();
+    require_tools(&["ffmpeg", "ffprobe", "srt-live-transmit"]);
+    let dir = TestDir::new("grace");
+    let mut gw = gateway(&dir);
+    let mark = gw.mark();
+    let url = gw.url("publish:grace/cam", PUBLISH_OPTS);
+    let mut first = publish_ffmpeg(&dir, "first", &url, &Source::default().seconds(4.0));
+    wait_publishing(
+        &mut gw,
+        mark,
+        "grace/cam",
+        &mut first,
+        Duration::from_secs(15),
+    );
+
+    let out = dir.file("reader.ts");
+    let args = vec![
+        gw.url("read:grace/cam", "&latency=120"),
+        "file://con".to_string(),
+    ];
+    let mut reader = Peer::spawn(
+        &dir,
+        "reader",
+        "srt-live-transmit",
+        &args,
+        Out::File(out.clone()),
+    );
+    gw.wait_log(mark, &["reading", "grace/cam"], Duration::from_secs(15));
+
+    // The publisher leaves: the reader is told to wait, not closed.
+    if let Err(e) = first.wait(Duration::from_secs(20)) {
+        gw.fail(&format!("the first publisher did not end: {e}"));
+    }
+    gw.wait_log(
+        mark,
+        &["publisher gone; waiting for a new one"],
+        Duration::from_secs(10),
+    );
+    let before = file_len(&out);
+
+    // A new publisher within the grace period: the same reader gets its stream.
+    let mark2 = gw.mark();
+    let src = Source::default().size(640, 360).seconds(40.0);
+    let mut second = publish_ffmpeg(&dir, "second", &url, &src);
+    wait_publishing(
+        &mut gw,
+        mark2,
+        "grace/cam",
+        &mut second,
+        Duration::from_secs(15),
+    );
+    if !wait_until(Duration::from_secs(15), || {
+        file_len(&out) >= before + 300_000
+    }) {
+        gw.fail(&format!(
+            "the waiting reader got {} bytes from the new publisher; expected 300000 or more\n{}",
+            file_len(&out) - before,
+            reader.describe(None)
+        ));
+    }
+    let closed_early = gw
+        .log_since(mark)
+        .lines()
+        .any(|l| l.contains("closed") && l.contains("publisher gone"));
+    assert!(
+        !closed_early,
+        "the reader was closed during the grace period:\n{}",
+        gw.tail()
+    );
+    assert!(
+        reader.is_running(),
+        "the reader stopped:\n{}",
+        reader.describe(None)
+    );
+
+    // The new publisher leaves too and nobody comes back: the reader is ended.
+    let mark3 = gw.mark();
+    second.kill();
+    gw.wait_log(
+        mark3,
+        &["closed", "publisher gone"],
+        Duration::from_secs(20),
+    );
+    let p = probe(
+        &dir,
+        "ffprobe-file",
+        out.to_str().unwrap(),
+        Duration::from_secs(30),
+    );
+    assert_h264_aac(&gw, &p, "what the reader received across the reconnect");
 }

@@ -227,7 +227,8 @@ fn plain(err: &YamlError, key: Option<String>, text: &str, origin: &str) -> Diag
 /// What a key accepts, for type and format errors.
 fn hint_for_key(key: &str) -> Option<&'static str> {
     Some(match key {
-        "latency" | "peer_idle_timeout" | "handshake_timeout" | "wait_for_publisher" => duration::FORMS,
+        "latency" | "peer_idle_timeout" | "handshake_timeout" | "wait_for_publisher"
+        | "publisher_grace" => duration::FORMS,
         "listen" => "a list of IP address and UDP port pairs, e.g. [\"0.0.0.0:8890\", \"[::]:8890\"]",
         "workers" | "max_sessions" | "max_handshakes" | "reader_queue" | "max_readers" => "a whole number, 0 or more",
         "allow" => "true or false",

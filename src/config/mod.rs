@@ -121,6 +121,10 @@ pub struct PathRule {
     pub wait_for_publisher: Duration,
     /// 0 = unlimited.
     pub max_readers: usize,
+    /// How long readers stay when the publisher goes, waiting for it (or
+    /// another) to come back; 0 = they are ended at once.
+    #[serde(with = "duration")]
+    pub publisher_grace: Duration,
 }
 
 /// What happens when a second publisher arrives on a published path.
@@ -207,6 +211,7 @@ impl Default for PathRule {
             on_second_publisher: SecondPublisher::Reject,
             wait_for_publisher: Duration::from_secs(10),
             max_readers: 0,
+            publisher_grace: Duration::ZERO,
         }
     }
 }
@@ -411,6 +416,17 @@ impl PathRule {
                     duration::Human(WAIT_MAX)
                 ),
                 "0s refuses readers at once when nobody publishes",
+            ));
+        }
+        if self.publisher_grace > WAIT_MAX {
+            return Err(invalid(
+                format!("{at}.publisher_grace"),
+                format!(
+                    "{} is more than {}",
+                    duration::Human(self.publisher_grace),
+                    duration::Human(WAIT_MAX)
+                ),
+                "0s ends readers as soon as their publisher goes",
             ));
         }
         for (mode, access) in [("publish", &self.publish), ("read", &self.read)] {

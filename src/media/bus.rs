@@ -17,11 +17,14 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
-/// Why a reader's queue ended.
+/// Why a reader's queue ended, or paused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
     /// The publisher went away.
     PublisherGone,
+    /// The publisher went away and readers may wait this long for another;
+    /// reported once, after which the queue goes on as before.
+    Paused(std::time::Duration),
     /// The gateway is shutting down or the path was removed.
     Closed,
 }
@@ -41,6 +44,7 @@ struct Slot<T> {
     /// Waiting for the next group start after an overflow (or at join with no cache).
     need_key: bool,
     ended: Option<EndReason>,
+    paused: Option<std::time::Duration>,
     /// Overflow events and items dropped by them.
     skips: u64,
     dropped: u64,
@@ -151,6 +155,7 @@ impl<T: BusItem> Bus<T> {
             queue,
             waker: None,
             ended: None,
+            paused: None,
             skips: 0,
             dropped: 0,
         }));
@@ -168,6 +173,25 @@ impl<T: BusItem> Bus<T> {
             if let Some(slot) = weak.upgrade() {
                 let mut s = slot.borrow_mut();
                 s.ended = Some(reason);
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// The publisher went away but may come back: readers keep their place,
+    /// are told once (see [`EndReason::Paused`]) and resume at the next group.
+    pub fn pause(&self, grace: std::time::Duration) {
+        let mut inner = self.inner.borrow_mut();
+        inner.gop.clear();
+        inner.gop_bytes = 0;
+        inner.gop_valid = false;
+        for weak in &inner.readers {
+            if let Some(slot) = weak.upgrade() {
+                let mut s = slot.borrow_mut();
+                s.paused = Some(grace);
+                s.need_key = true;
                 if let Some(w) = s.waker.take() {
                     w.wake();
                 }
@@ -201,9 +225,10 @@ impl<T: BusItem> Reader<T> {
         let mut s = self.slot.borrow_mut();
         match s.queue.pop_front() {
             Some(item) => Ok(Some(item)),
-            None => match s.ended {
-                Some(reason) => Err(reason),
-                None => Ok(None),
+            None => match (s.ended, s.paused.take()) {
+                (Some(reason), _) => Err(reason),
+                (None, Some(grace)) => Err(EndReason::Paused(grace)),
+                (None, None) => Ok(None),
             },
         }
     }
@@ -239,6 +264,9 @@ impl<T: BusItem> Future for Recv<'_, T> {
         }
         if let Some(reason) = s.ended {
             return Poll::Ready(Err(reason));
+        }
+        if let Some(grace) = s.paused.take() {
+            return Poll::Ready(Err(EndReason::Paused(grace)));
         }
         match &s.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -323,5 +351,25 @@ mod tests {
         drop(r);
         bus.publish(1, true);
         assert_eq!(bus.reader_count(), 0);
+    }
+
+    #[test]
+    fn pause_is_reported_once_then_readers_resume_at_the_next_group() {
+        let bus = Bus::new(8);
+        bus.publish(1, true);
+        let r = bus.subscribe();
+        bus.pause(std::time::Duration::from_secs(3));
+        // A reader joining during the pause gets no stale group.
+        let late = bus.subscribe();
+        assert_eq!(r.try_recv(), Ok(Some(1)));
+        assert_eq!(
+            r.try_recv(),
+            Err(EndReason::Paused(std::time::Duration::from_secs(3)))
+        );
+        assert_eq!(r.try_recv(), Ok(None));
+        bus.publish(2, false);
+        bus.publish(3, true);
+        assert_eq!(drain(&r), vec![3]);
+        assert_eq!(drain(&late), vec![3]);
     }
 }

@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
@@ -35,8 +36,13 @@ pub enum ShardMsg {
         chunk: Bytes,
         key: bool,
     },
-    /// The publisher of generation `gen` has gone.
-    PublisherGone { path: Arc<str>, gen: u64 },
+    /// The publisher of generation `gen` has gone; readers may wait `grace`
+    /// for another (zero: they end).
+    PublisherGone {
+        path: Arc<str>,
+        gen: u64,
+        grace: Duration,
+    },
     /// Stop a session (a publisher taken over by a newer one).
     Kick { session: u64 },
 }
@@ -70,6 +76,17 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// End the readers, or with a grace period let them wait for a new publisher.
+    fn publisher_gone(&self, grace: Duration) {
+        if grace.is_zero() {
+            self.ts.end(EndReason::PublisherGone);
+            self.frames.end(EndReason::PublisherGone);
+        } else {
+            self.ts.pause(grace);
+            self.frames.pause(grace);
+        }
+    }
+
     pub fn has_publisher(&self) -> bool {
         self.gen.get() != 0
     }
@@ -185,6 +202,7 @@ impl Hub {
         path: &str,
         session: u64,
         takeover: bool,
+        grace: Duration,
     ) -> Result<(Publication, Option<Publisher>), Publisher> {
         let claim = self.registry.claim(path, self.shard, session, takeover)?;
         let feed = self.feed_or_create(path);
@@ -204,6 +222,7 @@ impl Hub {
             gen: claim.gen,
             muxer: None,
             has_video: false,
+            grace,
         };
         Ok((publication, claim.replaced))
     }
@@ -285,13 +304,13 @@ impl Hub {
                 feed.gen.set(gen);
                 feed.ts.publish(TsChunk(chunk), key);
             }
-            ShardMsg::PublisherGone { path, gen } => {
+            ShardMsg::PublisherGone { path, gen, grace } => {
                 if let Some(feed) = self.feed(&path) {
                     // gen 0: the publisher left before its first chunk got here.
                     let current = feed.gen.get();
                     if (current == gen || current == 0) && !feed.local_publisher.get() {
                         feed.gen.set(0);
-                        feed.ts.end(EndReason::PublisherGone);
+                        feed.publisher_gone(grace);
                     }
                 }
             }
@@ -339,6 +358,8 @@ pub struct Publication {
     gen: u64,
     muxer: Option<TsMuxer>,
     has_video: bool,
+    /// How long readers may wait for a new publisher when this one goes.
+    grace: Duration,
 }
 
 impl Publication {
@@ -410,6 +431,7 @@ impl Drop for Publication {
                     ShardMsg::PublisherGone {
                         path: self.feed.path.clone(),
                         gen: self.gen,
+                        grace: self.grace,
                     },
                 );
             }
@@ -418,8 +440,7 @@ impl Drop for Publication {
             self.feed.gen.set(0);
             self.feed.local_publisher.set(false);
             self.feed.remotes.borrow_mut().clear();
-            self.feed.ts.end(EndReason::PublisherGone);
-            self.feed.frames.end(EndReason::PublisherGone);
+            self.feed.publisher_gone(self.grace);
             hub.maybe_remove(&self.feed);
         }
     }

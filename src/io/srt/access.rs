@@ -43,6 +43,8 @@ pub struct Admission {
     pub takeover: bool,
     /// How long a reader waits for a publisher.
     pub wait_for_publisher: Duration,
+    /// How long readers wait for a new publisher when this publisher goes.
+    pub publisher_grace: Duration,
 }
 
 /// A caller refused: the code goes on the wire, the reason into the log.
@@ -177,6 +179,7 @@ pub fn admit(
         key_size,
         takeover,
         wait_for_publisher: rule.wait_for_publisher,
+        publisher_grace: rule.publisher_grace,
         user: req.user,
         path: req.path,
     })

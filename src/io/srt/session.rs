@@ -173,6 +173,7 @@ impl Session {
             &self.adm.path,
             self.info.id,
             takeover,
+            self.adm.publisher_grace,
         ) {
             Ok(p) => p,
             Err(existing) => {
@@ -239,6 +240,7 @@ impl Session {
                 .publisher(&self.adm.path)
                 .is_some();
         let mut waiting_until = (!published).then(|| Instant::now() + self.adm.wait_for_publisher);
+        let mut paused = false;
         if waiting_until.is_some() {
             info!(
                 wait_ms = self.adm.wait_for_publisher.as_millis() as u64,
@@ -258,8 +260,18 @@ impl Session {
             let mut event = Some(event);
             let mut taken = 0;
             while let Some(ev) = event.take() {
-                if let Event::Chunk(Ok(_)) = &ev {
-                    waiting_until = None;
+                match &ev {
+                    Event::Chunk(Ok(_)) => waiting_until = None,
+                    Event::Chunk(Err(EndReason::Paused(grace))) => {
+                        info!(
+                            grace_ms = grace.as_millis() as u64,
+                            "publisher gone; waiting for a new one"
+                        );
+                        waiting_until = Some(now + *grace);
+                        paused = true;
+                        break;
+                    }
+                    _ => {}
                 }
                 if !self.handle(ev, now) {
                     break;
@@ -273,8 +285,12 @@ impl Session {
             }
             if let Some(deadline) = waiting_until {
                 if now >= deadline && self.end.is_none() {
-                    warn!("refused: no publisher appeared in time (wait_for_publisher)");
-                    self.end = Some("no publisher".into());
+                    if paused {
+                        self.end = Some("publisher gone".into());
+                    } else {
+                        warn!("refused: no publisher appeared in time (wait_for_publisher)");
+                        self.end = Some("no publisher".into());
+                    }
                 }
             }
             self.flush_out().await;
@@ -378,7 +394,7 @@ impl Session {
             Event::Chunk(Err(reason)) => {
                 self.end = Some(
                     match reason {
-                        EndReason::PublisherGone => "publisher gone",
+                        EndReason::PublisherGone | EndReason::Paused(_) => "publisher gone",
                         EndReason::Closed => "stream closed",
                     }
                     .into(),
