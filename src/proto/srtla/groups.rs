@@ -172,25 +172,21 @@ impl Receiver {
         out: &mut Vec<Event>,
     ) {
         if self.by_addr.contains_key(&from) {
-            out.push(Event::Send {
-                to: from,
-                data: packet::bare(packet::REG_ERR),
-            });
-            out.push(Event::Refused {
+            refuse(
+                out,
                 from,
-                reason: "REG1 from an address already in a group",
-            });
+                packet::REG_ERR,
+                "REG1 from an address already in a group",
+            );
             return;
         }
         if self.groups.len() >= self.limits.max_groups {
-            out.push(Event::Send {
-                to: from,
-                data: packet::bare(packet::REG_NAK),
-            });
-            out.push(Event::Refused {
+            refuse(
+                out,
                 from,
-                reason: "group limit reached (max_groups)",
-            });
+                packet::REG_NAK,
+                "group limit reached (max_groups)",
+            );
             return;
         }
         let mut id: GroupId = [0; ID_LEN];
@@ -198,14 +194,7 @@ impl Receiver {
         rng.fill_bytes(&mut id[ID_SENDER_PART..]);
         if self.by_id.contains_key(&id) {
             // 128 random bytes collided: refuse rather than join two senders.
-            out.push(Event::Send {
-                to: from,
-                data: packet::bare(packet::REG_ERR),
-            });
-            out.push(Event::Refused {
-                from,
-                reason: "group id collision",
-            });
+            refuse(out, from, packet::REG_ERR, "group id collision");
             return;
         }
         self.next += 1;
@@ -229,14 +218,7 @@ impl Receiver {
 
     fn on_reg2(&mut self, now: Instant, from: SocketAddr, id: &GroupId, out: &mut Vec<Event>) {
         let Some(&handle) = self.by_id.get(id) else {
-            out.push(Event::Send {
-                to: from,
-                data: packet::bare(packet::REG_NGP),
-            });
-            out.push(Event::Refused {
-                from,
-                reason: "REG2 for an unknown group",
-            });
+            refuse(out, from, packet::REG_NGP, "REG2 for an unknown group");
             return;
         };
         // A link that moved from another group (or came back) is taken out there.
@@ -251,14 +233,12 @@ impl Receiver {
         };
         if !group.links.iter().any(|l| l.stats.addr == from) {
             if group.links.len() >= max_links {
-                out.push(Event::Send {
-                    to: from,
-                    data: packet::bare(packet::REG_NAK),
-                });
-                out.push(Event::Refused {
+                refuse(
+                    out,
                     from,
-                    reason: "link limit reached (max_links_per_group)",
-                });
+                    packet::REG_NAK,
+                    "link limit reached (max_links_per_group)",
+                );
                 return;
             }
             group.links.push(Link {
@@ -388,6 +368,15 @@ impl Receiver {
             })
             .min()
     }
+}
+
+/// Answer `from` with a bare SRTLA reply and report why.
+fn refuse(out: &mut Vec<Event>, from: SocketAddr, reply: u16, reason: &'static str) {
+    out.push(Event::Send {
+        to: from,
+        data: packet::bare(reply),
+    });
+    out.push(Event::Refused { from, reason });
 }
 
 #[cfg(test)]
