@@ -39,22 +39,29 @@ fn expect_refused(gw: &mut Gateway, caller: &mut Peer, mark: usize, reason: &str
     eprintln!("{what}: refused as expected: {line}");
 }
 
+/// Starts an ffmpeg publisher of `path` (320x240, `seconds` long) and waits
+/// until the gateway logs it publishing; returns its URL and the peer.
+fn start_publisher(
+    dir: &TestDir,
+    gw: &mut Gateway,
+    path: &str,
+    name: &str,
+    seconds: f64,
+) -> (String, Peer) {
+    let mark = gw.mark();
+    let url = gw.url(&format!("publish:{path}"), PUBLISH_OPTS);
+    let mut peer = publish_ffmpeg(dir, name, &url, &Source::default().seconds(seconds));
+    wait_publishing(gw, mark, path, &mut peer, Duration::from_secs(15));
+    (url, peer)
+}
+
 #[test]
 fn second_publisher_is_refused_and_the_first_keeps_streaming() {
     let _cpu = light();
     require_tools(&["ffmpeg", "ffprobe"]);
     let dir = TestDir::new("second_publisher");
     let mut gw = gateway(&dir);
-    let mark = gw.mark();
-    let url = gw.url("publish:live/dup", PUBLISH_OPTS);
-    let mut first = publish_ffmpeg(&dir, "first", &url, &Source::default().seconds(40.0));
-    wait_publishing(
-        &mut gw,
-        mark,
-        "live/dup",
-        &mut first,
-        Duration::from_secs(15),
-    );
+    let (url, mut first) = start_publisher(&dir, &mut gw, "live/dup", "first", 40.0);
 
     let mark = gw.mark();
     let src = Source::default().size(640, 360).seconds(10.0);
@@ -98,16 +105,7 @@ fn takeover_path_hands_the_stream_to_the_newer_publisher() {
     require_tools(&["ffmpeg", "ffprobe"]);
     let dir = TestDir::new("takeover");
     let mut gw = gateway(&dir);
-    let mark = gw.mark();
-    let url = gw.url("publish:takeover/cam", PUBLISH_OPTS);
-    let mut old = publish_ffmpeg(&dir, "old", &url, &Source::default().seconds(40.0));
-    wait_publishing(
-        &mut gw,
-        mark,
-        "takeover/cam",
-        &mut old,
-        Duration::from_secs(15),
-    );
+    let (url, mut old) = start_publisher(&dir, &mut gw, "takeover/cam", "old", 40.0);
 
     let mark = gw.mark();
     let src = Source::default().size(640, 360).seconds(40.0);
@@ -195,20 +193,7 @@ fn max_readers_refuses_the_reader_over_the_limit() {
     require_tools(&["ffmpeg", "ffprobe"]);
     let dir = TestDir::new("max_readers");
     let mut gw = gateway(&dir);
-    let mark = gw.mark();
-    let mut publisher = publish_ffmpeg(
-        &dir,
-        "publisher",
-        &gw.url("publish:limited/x", PUBLISH_OPTS),
-        &Source::default().seconds(40.0),
-    );
-    wait_publishing(
-        &mut gw,
-        mark,
-        "limited/x",
-        &mut publisher,
-        Duration::from_secs(15),
-    );
+    let (_, _publisher) = start_publisher(&dir, &mut gw, "limited/x", "publisher", 40.0);
 
     let mark = gw.mark();
     let mut first = start_decode(
@@ -285,15 +270,7 @@ fn readers_wait_out_a_publisher_reconnect_within_the_grace_period() {
     let dir = TestDir::new("grace");
     let mut gw = gateway(&dir);
     let mark = gw.mark();
-    let url = gw.url("publish:grace/cam", PUBLISH_OPTS);
-    let mut first = publish_ffmpeg(&dir, "first", &url, &Source::default().seconds(4.0));
-    wait_publishing(
-        &mut gw,
-        mark,
-        "grace/cam",
-        &mut first,
-        Duration::from_secs(15),
-    );
+    let (url, mut first) = start_publisher(&dir, &mut gw, "grace/cam", "first", 4.0);
 
     let out = dir.file("reader.ts");
     let args = vec![

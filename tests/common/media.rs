@@ -438,41 +438,31 @@ pub fn assert_file_decodes(gw: &Gateway, dir: &TestDir, name: &str, file: &str, 
     assert_clean_decode(gw, &peer, &res, &format!("{name} (decode of {file})"));
 }
 
+/// Lines ffprobe prints for `entries` of the first video stream of `file`.
+fn ffprobe_video_entries(dir: &TestDir, name: &str, entries: &str, file: &str) -> String {
+    let out = dir.file(&format!("{name}.stdout"));
+    let args = s(&[
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        entries,
+        "-of",
+        "compact=p=0",
+        file,
+    ]);
+    let mut p = Peer::spawn(dir, name, "ffprobe", &args, Out::File(out.clone()));
+    let _ = p.wait(Duration::from_secs(30));
+    super::read_lossy(&out)
+}
+
 /// First video packet's flags and first decoded video frame's `key_frame`, from
 /// a file.
 pub fn first_video_packet_and_frame(dir: &TestDir, file: &str) -> (String, String, String) {
-    let pk_out = dir.file("packets.stdout");
-    let pk = s(&[
-        "-v",
-        "error",
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "packet=pts_time,flags",
-        "-of",
-        "compact=p=0",
-        file,
-    ]);
-    let mut p = Peer::spawn(dir, "packets", "ffprobe", &pk, Out::File(pk_out.clone()));
-    let _ = p.wait(Duration::from_secs(30));
-    let packets = super::read_lossy(&pk_out);
+    let packets = ffprobe_video_entries(dir, "packets", "packet=pts_time,flags", file);
     let first_packet = packets.lines().next().unwrap_or("").to_string();
-
-    let fr_out = dir.file("frames.stdout");
-    let fr = s(&[
-        "-v",
-        "error",
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "frame=key_frame,pict_type",
-        "-of",
-        "compact=p=0",
-        file,
-    ]);
-    let mut f = Peer::spawn(dir, "frames", "ffprobe", &fr, Out::File(fr_out.clone()));
-    let _ = f.wait(Duration::from_secs(30));
-    let frames = super::read_lossy(&fr_out);
+    let frames = ffprobe_video_entries(dir, "frames", "frame=key_frame,pict_type", file);
     let first_frame = frames.lines().next().unwrap_or("").to_string();
     let head = frames.lines().take(3).collect::<Vec<_>>().join("\n");
     (first_packet, first_frame, indent(&head))
