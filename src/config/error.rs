@@ -168,7 +168,7 @@ pub(super) fn from_parse_error(err: &YamlError, text: &str, origin: &str) -> Con
             d.hint = d
                 .key
                 .as_deref()
-                .and_then(|k| hint_for_key(spans::last_key(k)))
+                .and_then(|k| hint_for_srtla(k).or_else(|| hint_for_key(spans::last_key(k))))
                 .map(str::to_owned);
         }
         YamlError::DuplicateMappingKey { key, .. } => {
@@ -201,7 +201,7 @@ pub(super) fn from_parse_error(err: &YamlError, text: &str, origin: &str) -> Con
     if tree.as_ref().is_some_and(|t| !t.root_is_map()) {
         d.key = None;
         d.message = "the top level must be a mapping of sections".to_owned();
-        d.hint = Some("valid top-level keys: workers, log, srt, paths".to_owned());
+        d.hint = Some("valid top-level keys: workers, log, srt, srtla, paths".to_owned());
     }
     ConfigError::Parse(Box::new(d))
 }
@@ -212,7 +212,7 @@ fn plain(err: &YamlError, key: Option<String>, text: &str, origin: &str) -> Diag
     let location = line_col(err);
     let hint = key
         .as_deref()
-        .and_then(|k| hint_for_key(spans::last_key(k)))
+        .and_then(|k| hint_for_srtla(k).or_else(|| hint_for_key(spans::last_key(k))))
         .map(str::to_owned);
     Diagnostic {
         origin: origin.to_owned(),
@@ -222,6 +222,21 @@ fn plain(err: &YamlError, key: Option<String>, text: &str, origin: &str) -> Diag
         hint,
         excerpt: location.and_then(|(line, _)| source_line(text, line)),
     }
+}
+
+/// What a key of the `srtla:` section accepts, where the name alone would
+/// give the wrong hint (`allow` is a list of networks there).
+fn hint_for_srtla(key: &str) -> Option<&'static str> {
+    let rest = key.strip_prefix("srtla")?;
+    Some(match rest.trim_start_matches('.') {
+        "" => "a mapping with keys: enabled, listen, max_groups, max_links_per_group, link_timeout, group_timeout, allow, max_reorder_hold",
+        "enabled" => "true or false",
+        "listen" => "a list of IP address and UDP port pairs, e.g. [\"0.0.0.0:5000\", \"[::]:5000\"]",
+        "max_groups" | "max_links_per_group" => "a whole number, 1 or more",
+        "link_timeout" | "group_timeout" | "max_reorder_hold" => duration::FORMS,
+        a if a.starts_with("allow") => "a list of networks as ADDRESS/PREFIX, e.g. [\"10.0.0.0/8\", \"2001:db8::/32\"]",
+        _ => return None,
+    })
 }
 
 /// What a key accepts, for type and format errors.

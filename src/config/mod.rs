@@ -15,6 +15,7 @@ pub mod duration;
 mod error;
 mod paths;
 mod spans;
+pub mod srtla;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ pub use error::{ConfigError, Diagnostic};
 pub use paths::{
     glob_matches, validate_rule_name, validate_stream_path, Denied, Mode, MAX_PATH_LEN,
 };
+pub use srtla::{Network, SrtlaConfig};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -40,6 +42,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(deserialize_with = "null_as_default")]
     pub srt: SrtConfig,
+    #[serde(deserialize_with = "null_as_default")]
+    pub srtla: SrtlaConfig,
     /// Ordered; the first rule whose name matches a path applies.
     #[serde(deserialize_with = "null_as_default")]
     pub paths: Vec<PathRule>,
@@ -171,6 +175,7 @@ impl Default for Config {
             workers: 0,
             log: LogConfig::default(),
             srt: SrtConfig::default(),
+            srtla: SrtlaConfig::default(),
             paths: vec![PathRule::new("live/*")],
         }
     }
@@ -273,6 +278,7 @@ impl Config {
         check_log_level(&self.log.level)
             .map_err(|m| invalid("log.level", m, "a level (trace, debug, info, warn, error, off) or comma-separated `target=level` parts, e.g. info,srtgate::io=debug"))?;
         self.srt.validate()?;
+        self.srtla.validate(&self.srt.listen)?;
         if self.paths.is_empty() {
             return Err(invalid(
                 "paths",
@@ -333,27 +339,7 @@ impl SrtConfig {
                 listen_hint,
             ));
         }
-        for (i, a) in self.listen.iter().enumerate() {
-            for (j, b) in self.listen[..i].iter().enumerate() {
-                if a.port() == 0 || a.port() != b.port() || a.is_ipv4() != b.is_ipv4() {
-                    continue;
-                }
-                if a == b {
-                    return Err(invalid(
-                        format!("srt.listen[{i}]"),
-                        format!("{a} is listed twice (also srt.listen[{j}])"),
-                        "list each address once",
-                    ));
-                }
-                if a.ip().is_unspecified() || b.ip().is_unspecified() {
-                    return Err(invalid(
-                        format!("srt.listen[{i}]"),
-                        format!("{a} overlaps srt.listen[{j}] ({b}): a wildcard address already covers this port"),
-                        "keep either the wildcard address or the specific ones",
-                    ));
-                }
-            }
-        }
+        check_listen("srt.listen", &self.listen, 8890)?;
         check_range("srt.latency", self.latency, LATENCY_MIN, LATENCY_MAX)?;
         check_range(
             "srt.peer_idle_timeout",
@@ -448,6 +434,32 @@ impl PathRule {
         }
         Ok(())
     }
+}
+
+/// No address twice, and no wildcard overlapping a specific address.
+fn check_listen(key: &str, list: &[SocketAddr], port: u16) -> Result<(), ConfigError> {
+    for (i, a) in list.iter().enumerate() {
+        for (j, b) in list[..i].iter().enumerate() {
+            if a.port() == 0 || a.port() != b.port() || a.is_ipv4() != b.is_ipv4() {
+                continue;
+            }
+            if a == b {
+                return Err(invalid(
+                    format!("{key}[{i}]"),
+                    format!("{a} is listed twice (also {key}[{j}])"),
+                    "list each address once",
+                ));
+            }
+            if a.ip().is_unspecified() || b.ip().is_unspecified() {
+                return Err(invalid(
+                    format!("{key}[{i}]"),
+                    format!("{a} overlaps {key}[{j}] ({b}): a wildcard address already covers this port"),
+                    &format!("keep either the wildcard address or the specific ones (e.g. 0.0.0.0:{port})"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A section or list left empty (`log:` with every key commented out) is

@@ -149,7 +149,7 @@ fn unknown_key_names_file_line_column_and_valid_keys() {
         "{e}"
     );
     assert!(
-        e.contains("valid top-level keys: workers, log, srt, paths"),
+        e.contains("valid top-level keys: workers, log, srt, srtla, paths"),
         "{e}"
     );
 
@@ -383,4 +383,30 @@ fn credentials_are_not_printed() {
         shown.contains("alice") && !shown.contains("s3cret"),
         "{shown}"
     );
+}
+
+#[test]
+fn srtla_section_is_checked() {
+    let e = err("srtla:\n  max_groups: 0\n");
+    assert!(
+        e.contains("srtla.max_groups") && e.contains("out of range"),
+        "{e}"
+    );
+    let e = err("srtla:\n  allow: [\"10.0.0.0/40\"]\n");
+    assert!(e.contains("bad network") && e.contains("prefix"), "{e}");
+    let e = err("srt:\n  listen: [\"0.0.0.0:5000\"]\n");
+    assert!(
+        e.contains("srtla.listen[0]") && e.contains("also where SRT listens"),
+        "{e}"
+    );
+    let e = err("srtla:\n  listen: []\n");
+    assert!(e.contains("no address to listen on"), "{e}");
+    let c = Config::from_yaml(
+        "srtla:\n  enabled: false\n  listen: []\n  allow: [\"127.0.0.0/8\", \"::1\"]\n",
+        "t",
+    )
+    .expect("disabled SRTLA needs no address");
+    assert_eq!(c.srtla.allow.len(), 2);
+    let e = err("srtla:\n  lisen: []\n");
+    assert!(e.contains("did you mean `listen`?"), "{e}");
 }

@@ -72,9 +72,41 @@ pub fn classify(buf: &[u8]) -> Datagram<'_> {
     }
 }
 
+/// SRT control types the SRTLA layer looks at.
+const SRT_ACK: u8 = 0x02;
+const SRT_NAK: u8 = 0x03;
+const SRT_ACKACK: u8 = 0x06;
+
+fn srt_control_type(buf: &[u8]) -> Option<u8> {
+    (buf.len() >= 16 && buf[0] == 0x80).then(|| buf[1])
+}
+
+/// The type-specific field of an SRT control packet (the ACK number of ACKs
+/// and ACKACKs).
+fn srt_type_info(buf: &[u8]) -> u32 {
+    u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]])
+}
+
 /// Whether an SRT packet is an ACK (sent to every link of a group).
 pub fn is_srt_ack(buf: &[u8]) -> bool {
-    buf.len() >= 4 && buf[0] == 0x80 && buf[1] == 0x02
+    srt_control_type(buf) == Some(SRT_ACK)
+}
+
+/// Whether an SRT packet is a NAK (a retransmission request).
+pub fn is_srt_nak(buf: &[u8]) -> bool {
+    srt_control_type(buf) == Some(SRT_NAK)
+}
+
+/// The ACK number of a full SRT ACK (light ACKs carry 0 and are not timed).
+pub fn srt_ack_number(buf: &[u8]) -> Option<u32> {
+    (srt_control_type(buf) == Some(SRT_ACK))
+        .then(|| srt_type_info(buf))
+        .filter(|&n| n != 0)
+}
+
+/// The ACK number an SRT ACKACK answers.
+pub fn srt_ackack_number(buf: &[u8]) -> Option<u32> {
+    (srt_control_type(buf) == Some(SRT_ACKACK)).then(|| srt_type_info(buf))
 }
 
 /// A packet of only a type (REG3, REG_ERR, REG_NGP, REG_NAK).
