@@ -6,4 +6,5 @@ pub mod clock;
 pub mod runtime;
 pub mod shard;
 pub mod srt;
+pub mod srtla;
 pub mod udp;

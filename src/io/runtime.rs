@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::io::shard::Shard;
 use crate::io::srt::listener::SrtListener;
+use crate::io::srtla::SrtlaShard;
 use crate::media::hub::ShardMsg;
 use crate::media::registry::{Registry, MAX_SHARDS};
 use crate::metrics::Metrics;
@@ -100,11 +101,33 @@ pub fn check_ports_free(config: &Config) -> anyhow::Result<()> {
     for addr in &config.srt.listen {
         check_udp_port(*addr).with_context(|| format!("srt.listen {addr}"))?;
     }
+    for addr in srtla_addresses(config) {
+        check_udp_port(addr).with_context(|| format!("srtla.listen {addr}"))?;
+    }
     Ok(())
 }
 
+/// The SRTLA addresses to bind: none when disabled, and an IPv6 wildcard only
+/// where the host has IPv6 (the default lists `[::]:5000` beside `0.0.0.0:5000`).
+pub fn srtla_addresses(config: &Config) -> Vec<SocketAddr> {
+    if !config.srtla.enabled {
+        return Vec::new();
+    }
+    config
+        .srtla
+        .listen
+        .iter()
+        .copied()
+        .filter(|a| !(a.is_ipv6() && a.ip().is_unspecified() && !ipv6_available()))
+        .collect()
+}
+
+fn ipv6_available() -> bool {
+    std::net::UdpSocket::bind("[::1]:0").is_ok()
+}
+
 fn check_udp_port(addr: SocketAddr) -> anyhow::Result<()> {
-    match std::net::UdpSocket::bind(addr) {
+    match crate::io::srtla::bind_plain(addr) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow!(
             "udp {addr} (port {}) is already in use by another program",
@@ -213,9 +236,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let srtla = srtla_addresses(&config);
+    if config.srtla.enabled && srtla.len() < config.srtla.listen.len() {
+        warn!("IPv6 is not available on this host: SRTLA listens on IPv4 only");
+    }
     info!(
         workers = shards,
         srt = ?config.srt.listen,
+        srtla = ?srtla,
         io_memory_kib = io_memory >> 10,
         "srtgate ready"
     );
@@ -265,7 +293,7 @@ async fn shard_main(
             let shard = shard.clone();
             glommio::spawn_local(async move {
                 while let Some(msg) = rx.recv().await {
-                    shard.handle(msg);
+                    shard.handle(msg).await;
                 }
             })
             .detach();
@@ -282,6 +310,22 @@ async fn shard_main(
                 return;
             }
         }
+    }
+    let srtla = srtla_addresses(&config);
+    if !srtla.is_empty() {
+        let mut sockets = Vec::with_capacity(srtla.len());
+        for addr in &srtla {
+            match crate::io::srtla::bind(*addr) {
+                Ok(s) => sockets.push(s),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("srtla.listen {addr}: cannot bind: {e}")));
+                    return;
+                }
+            }
+        }
+        let srtla = SrtlaShard::new(shard.clone(), sockets);
+        shard.set_srtla(srtla.clone());
+        srtla.spawn();
     }
     let _ = ready.send(Ok(id));
     wait_until_stopped(&shard, &stop).await;

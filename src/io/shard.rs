@@ -1,13 +1,14 @@
 //! One shard: a glommio executor pinned to a core, with its hub of feeds, its
 //! sessions' mailboxes (to stop them), and its links to the other shards.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::io::srt::{Mailbox, StopReason};
+use crate::io::srtla::SrtlaShard;
 use crate::media::hub::{Hub, ShardMsg};
 use crate::media::registry::Registry;
 use crate::metrics::Metrics;
@@ -20,6 +21,7 @@ pub struct Shard {
     pub metrics: Arc<Metrics>,
     sessions: RefCell<HashMap<u64, Rc<Mailbox>>>,
     stopping: Cell<bool>,
+    srtla: OnceCell<Rc<SrtlaShard>>,
 }
 
 impl Shard {
@@ -40,6 +42,7 @@ impl Shard {
             metrics,
             sessions: RefCell::new(HashMap::new()),
             stopping: Cell::new(false),
+            srtla: OnceCell::new(),
         })
     }
 
@@ -74,10 +77,21 @@ impl Shard {
         }
     }
 
+    /// This shard's SRTLA shell, when SRTLA is enabled.
+    pub fn set_srtla(&self, srtla: Rc<SrtlaShard>) {
+        let _ = self.srtla.set(srtla);
+    }
+
     /// A message from another shard.
-    pub fn handle(&self, msg: ShardMsg) {
-        if let Some(ShardMsg::Kick { session }) = self.hub.handle(msg) {
-            self.kick(self.id, session);
+    pub async fn handle(&self, msg: ShardMsg) {
+        match self.hub.handle(msg) {
+            Some(ShardMsg::Kick { session }) => self.kick(self.id, session),
+            Some(ShardMsg::Srtla(m)) => {
+                if let Some(srtla) = self.srtla.get() {
+                    srtla.handle_msg(m).await;
+                }
+            }
+            _ => {}
         }
     }
 

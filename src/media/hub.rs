@@ -45,6 +45,8 @@ pub enum ShardMsg {
     },
     /// Stop a session (a publisher taken over by a newer one).
     Kick { session: u64 },
+    /// For the shard's SRTLA shell.
+    Srtla(crate::io::srtla::SrtlaMsg),
 }
 
 /// Relay counters of one shard.
@@ -252,7 +254,7 @@ impl Hub {
         }
     }
 
-    /// Handle a relay message from another shard (all but `Kick`, which the
+    /// Handle a relay message from another shard (all but `Kick` and `Srtla`, which the
     /// session layer owns; it is returned).
     pub fn handle(&self, msg: ShardMsg) -> Option<ShardMsg> {
         match msg {
@@ -314,7 +316,7 @@ impl Hub {
                     }
                 }
             }
-            kick @ ShardMsg::Kick { .. } => return Some(kick),
+            other @ (ShardMsg::Kick { .. } | ShardMsg::Srtla(_)) => return Some(other),
         }
         None
     }

@@ -6,6 +6,7 @@
 //! packets, contained panics) are rare events and are plain atomics.
 
 pub mod ratelimit;
+pub mod srtla;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -70,6 +71,12 @@ pub struct GatewayCounters {
     pub srt_handshake_limit: AtomicU64,
     pub srt_handshake_timeouts: AtomicU64,
     pub srt_mailbox_overflow: AtomicU64,
+    /// SRTLA datagrams refused or dropped (unknown links, bad registrations,
+    /// limits, allow-list).
+    pub srtla_refused: AtomicU64,
+    pub srtla_malformed: AtomicU64,
+    /// SRTLA datagrams that could not be handed to their group's home shard.
+    pub srtla_forward_dropped: AtomicU64,
     pub panics_contained: AtomicU64,
 }
 
@@ -86,6 +93,7 @@ pub struct Metrics {
     next_id: AtomicU64,
     id_seed: u64,
     pub gateway: GatewayCounters,
+    pub srtla: srtla::SrtlaTable,
 }
 
 impl Default for Metrics {
@@ -96,6 +104,7 @@ impl Default for Metrics {
             // Ids differ between runs, so logs of two runs are not confused.
             id_seed: rand::random(),
             gateway: GatewayCounters::default(),
+            srtla: srtla::SrtlaTable::default(),
         }
     }
 }

@@ -14,27 +14,18 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use glommio::net::UdpSocket;
-use srt_protocol::connection::Connection;
-use srt_protocol::options::{PacketCount, Passphrase};
-use srt_protocol::packet::{ControlTypes, HandshakeVsInfo, Packet, ShakeType, SrtControlPacket};
-use srt_protocol::protocol::handshake::Handshake;
-use srt_protocol::protocol::pending_connection::listen::Listen;
-use srt_protocol::protocol::pending_connection::{
-    AccessControlResponse, ConnectionReject, ConnectionResult,
-};
-use srt_protocol::settings::{ConnInitSettings, KeySettings};
-use tracing::{debug, error, warn};
+use srt_protocol::packet::Packet;
+use tracing::{debug, warn};
 
-use super::access::{self, Admission, LiveState};
-use super::{contain, session, Mailbox};
+use super::accept::{is_induction, Acceptor, Next, Pending};
+use super::session::Transport;
+use super::Mailbox;
 use crate::io::shard::Shard;
 use crate::metrics::ratelimit::RateLimit;
 use crate::metrics::GatewayCounters;
 
-/// Send buffer of every connection, in packets (about 10 MiB of TS at most).
-pub const SEND_BUFFER_PACKETS: u64 = 8192;
 /// Receive window per datagram; anything that fills it was larger and is dropped.
-const MAX_DATAGRAM: usize = 2048;
+pub const MAX_DATAGRAM: usize = 2048;
 /// Receive buffers are carved out of chunks this big, so payloads can be handed
 /// on as slices without a copy.
 const RECV_CHUNK: usize = 64 * 1024;
@@ -44,18 +35,9 @@ enum Peer {
     Open(Rc<Mailbox>),
 }
 
-struct Pending {
-    listen: Listen,
-    since: Instant,
-    /// Our rejection, repeated if the caller repeats its conclusion.
-    rejection: Option<Packet>,
-}
-
 struct Logs {
     malformed: RateLimit,
-    refused: RateLimit,
     limits: RateLimit,
-    handshake: RateLimit,
 }
 
 pub struct SrtListener {
@@ -64,25 +46,12 @@ pub struct SrtListener {
     local: SocketAddr,
     peers: RefCell<HashMap<SocketAddr, Peer>>,
     pending: Cell<usize>,
+    acceptor: Acceptor,
     logs: RefCell<Logs>,
 }
 
-/// What the gateway looks like to admission, read from the registry and metrics.
-struct Live<'a>(&'a Shard);
-
-impl LiveState for Live<'_> {
-    fn has_publisher(&self, path: &str) -> bool {
-        self.0.hub.registry().publisher(path).is_some()
-    }
-    fn readers(&self, path: &str) -> usize {
-        self.0.metrics.readers_of(path)
-    }
-    fn sessions(&self) -> usize {
-        self.0.metrics.session_count()
-    }
-}
-
-fn fresh_buffer() -> BytesMut {
+/// A fresh receive buffer; datagrams are split off its front.
+pub fn fresh_buffer() -> BytesMut {
     BytesMut::zeroed(RECV_CHUNK)
 }
 
@@ -90,6 +59,7 @@ impl SrtListener {
     pub fn bind(shard: Rc<Shard>, local: SocketAddr) -> std::io::Result<Rc<Self>> {
         let sock = UdpSocket::bind(local)?;
         Ok(Rc::new(Self {
+            acceptor: Acceptor::new(shard.clone()),
             shard,
             sock: Rc::new(sock),
             local,
@@ -97,26 +67,9 @@ impl SrtListener {
             pending: Cell::new(0),
             logs: RefCell::new(Logs {
                 malformed: RateLimit::new(Duration::from_secs(10), 5),
-                refused: RateLimit::new(Duration::from_secs(1), 20),
                 limits: RateLimit::new(Duration::from_secs(10), 3),
-                handshake: RateLimit::new(Duration::from_secs(10), 5),
             }),
         }))
-    }
-
-    fn init_settings(&self) -> ConnInitSettings {
-        let cfg = self.shard.config();
-        let mut s = ConnInitSettings::default().copy_randomize();
-        // Latency is negotiated per path once the stream id is known; see `apply_latency`.
-        s.send_latency = Duration::ZERO;
-        s.recv_latency = Duration::ZERO;
-        s.peer_idle_timeout = cfg.srt.peer_idle_timeout;
-        s.key_settings = None;
-        // srt-protocol's default is 32 packets, and an overflow leaves its sender
-        // stuck on a dropped sequence number. Readers are kept well below this
-        // (see `session::SEND_BUFFER_HIGH`).
-        s.send_buffer_size = PacketCount(SEND_BUFFER_PACKETS);
-        s
     }
 
     /// Receive loop; returns when the shard stops.
@@ -211,23 +164,21 @@ impl SrtListener {
                 return Vec::new();
             }
             self.pending.set(self.pending.get() + 1);
-            let pending = Pending {
-                listen: Listen::new(self.init_settings(), true),
-                since: Instant::now(),
-                rejection: None,
-            };
-            vacant.insert(Peer::Pending(Box::new(pending)));
+            vacant.insert(Peer::Pending(Box::new(
+                self.acceptor.pending(Instant::now()),
+            )));
         }
         let Some(Peer::Pending(pending)) = peers.get_mut(&from) else {
             return Vec::new();
         };
-        if let Some(rejection) = &pending.rejection {
-            return vec![rejection.clone()];
-        }
-        let (send, next) = self.handshake(from, pending, packet, Instant::now());
+        let sock = &self.sock;
+        let (send, next) = self
+            .acceptor
+            .step(from, pending, packet, Instant::now(), || {
+                Transport::Udp(sock.clone())
+            });
         match next {
-            Next::Keep => {}
-            Next::Reject(p) => pending.rejection = Some(p),
+            Next::Keep | Next::Reject(_) => {}
             Next::Drop => {
                 peers.remove(&from);
                 self.pending.set(self.pending.get().saturating_sub(1));
@@ -238,122 +189,6 @@ impl SrtListener {
             }
         }
         send
-    }
-
-    /// One step of a pending handshake.
-    fn handshake(
-        &self,
-        from: SocketAddr,
-        pending: &mut Pending,
-        packet: Packet,
-        now: Instant,
-    ) -> (Vec<Packet>, Next) {
-        let result = contain(|| pending.listen.handle_packet(now, Ok((packet, from))));
-        let result = match result {
-            Ok(r) => r,
-            Err(panic) => return (Vec::new(), self.contained(from, &panic)),
-        };
-        match result {
-            ConnectionResult::SendPacket((p, _)) => (vec![p], Next::Keep),
-            ConnectionResult::RequestAccess(req) => {
-                let sid = req.stream_id.as_ref().map(|s| s.as_str().to_owned());
-                let cfg = self.shard.config();
-                let decision =
-                    access::admit(&cfg, sid.as_deref(), req.key_size, &Live(&self.shard));
-                let (response, admission) = match decision {
-                    Ok(adm) => match key_settings(&adm) {
-                        Ok(keys) => (AccessControlResponse::Accepted(keys), Some(adm)),
-                        Err(e) => {
-                            error!(peer = %from, error = %e, "path passphrase unusable");
-                            (AccessControlResponse::Rejected(
-                                srt_protocol::packet::RejectReason::Server(
-                                    srt_protocol::packet::ServerRejectReason::InternalServerError,
-                                ),
-                            ), None)
-                        }
-                    },
-                    Err(refusal) => {
-                        self.refused(from, sid.as_deref(), &refusal.reason, refusal.code);
-                        (AccessControlResponse::Rejected(refusal.code), None)
-                    }
-                };
-                let result =
-                    contain(|| pending.listen.handle_access_control_response(now, response));
-                match (result, admission) {
-                    (Err(panic), _) => (Vec::new(), self.contained(from, &panic)),
-                    (Ok(ConnectionResult::Connected(resp, conn)), Some(adm)) => {
-                        let (resp, conn) = apply_latency(resp.map(|r| r.0), conn, adm.latency);
-                        GatewayCounters::inc(&self.shard.metrics.gateway.srt_accepted);
-                        // The session sends the conclusion answer itself, before any
-                        // data, so a caller never sees data ahead of its handshake.
-                        let mailbox = session::start(
-                            self.shard.clone(),
-                            self.sock.clone(),
-                            from,
-                            conn,
-                            resp,
-                            adm,
-                        );
-                        (Vec::new(), Next::Open(mailbox))
-                    }
-                    (Ok(ConnectionResult::Reject(p, rej)), adm) => {
-                        if adm.is_some() {
-                            // srt-protocol refused what we admitted: the passphrase did not fit.
-                            let code = reject_code(&rej);
-                            self.refused(from, sid.as_deref(), access::describe(code), code);
-                        }
-                        match p {
-                            Some((p, _)) => (vec![p.clone()], Next::Reject(p)),
-                            None => (Vec::new(), Next::Drop),
-                        }
-                    }
-                    (Ok(other), _) => {
-                        debug!(peer = %from, result = ?other, "handshake ended unexpectedly");
-                        (Vec::new(), Next::Drop)
-                    }
-                }
-            }
-            ConnectionResult::Reject(p, rej) => {
-                let code = reject_code(&rej);
-                self.refused(from, None, access::describe(code), code);
-                match p {
-                    Some((p, _)) => (vec![p.clone()], Next::Reject(p)),
-                    None => (Vec::new(), Next::Drop),
-                }
-            }
-            ConnectionResult::NotHandled(e) => {
-                GatewayCounters::inc(&self.shard.metrics.gateway.srt_malformed);
-                if let Some(n) = self.logs.borrow_mut().handshake.check(now) {
-                    warn!(peer = %from, suppressed = n, "ignored handshake packet: {e}");
-                }
-                (Vec::new(), Next::Keep)
-            }
-            ConnectionResult::NoAction => (Vec::new(), Next::Keep),
-            ConnectionResult::Connected(..) | ConnectionResult::Failure(_) => {
-                (Vec::new(), Next::Drop)
-            }
-        }
-    }
-
-    fn contained(&self, from: SocketAddr, panic: &str) -> Next {
-        GatewayCounters::inc(&self.shard.metrics.gateway.panics_contained);
-        error!(peer = %from, panic, "srt-protocol panicked during the handshake; handshake dropped");
-        Next::Drop
-    }
-
-    fn refused(
-        &self,
-        from: SocketAddr,
-        sid: Option<&str>,
-        reason: &str,
-        code: srt_protocol::packet::RejectReason,
-    ) {
-        GatewayCounters::inc(&self.shard.metrics.gateway.srt_refused);
-        if let Some(n) = self.logs.borrow_mut().refused.check(Instant::now()) {
-            let sid = crate::proto::streamid::redact(sid.unwrap_or(""));
-            warn!(peer = %from, sid = ?sid, reason = ?reason, code = i32::from(code),
-                suppressed = n, "refused");
-        }
     }
 
     /// Drop handshakes that never finished and forget ended sessions; every second.
@@ -369,7 +204,7 @@ impl SrtListener {
             self.peers.borrow_mut().retain(|_, peer| match peer {
                 Peer::Pending(p) => {
                     let keep = now.duration_since(p.since) < timeout;
-                    if !keep && p.rejection.is_none() {
+                    if !keep && !p.is_rejected() {
                         expired += 1;
                     }
                     if !keep {
@@ -386,69 +221,4 @@ impl SrtListener {
             }
         }
     }
-}
-
-#[allow(clippy::large_enum_variant)] // transient, one per handshake packet
-enum Next {
-    Keep,
-    Reject(Packet),
-    Drop,
-    Open(Rc<Mailbox>),
-}
-
-fn is_induction(packet: &Packet) -> bool {
-    matches!(packet, Packet::Control(c) if matches!(&c.control_type,
-        ControlTypes::Handshake(h) if h.shake_type == ShakeType::Induction))
-}
-
-fn reject_code(rej: &ConnectionReject) -> srt_protocol::packet::RejectReason {
-    match rej {
-        ConnectionReject::Rejecting(r) | ConnectionReject::Rejected(r) => *r,
-    }
-}
-
-fn key_settings(adm: &Admission) -> Result<Option<KeySettings>, String> {
-    match &adm.passphrase {
-        None => Ok(None),
-        Some(p) => {
-            let passphrase = Passphrase::try_from(p.clone()).map_err(|e| e.to_string())?;
-            Ok(Some(KeySettings {
-                key_size: adm.key_size,
-                passphrase,
-            }))
-        }
-    }
-}
-
-/// Give the connection the path's latency: each direction's TSBPD delay is the
-/// largest of the caller's and the path's, and our handshake answer says so.
-fn apply_latency(
-    resp: Option<Packet>,
-    mut conn: Connection,
-    latency: Duration,
-) -> (Option<Packet>, Connection) {
-    let s = &mut conn.settings;
-    s.recv_tsbpd_latency = s.recv_tsbpd_latency.max(latency);
-    s.send_tsbpd_latency = s.send_tsbpd_latency.max(latency);
-    let (send, recv) = (s.send_tsbpd_latency, s.recv_tsbpd_latency);
-    let fix = |ct: &mut ControlTypes| {
-        if let ControlTypes::Handshake(h) = ct {
-            if let HandshakeVsInfo::V5(info) = &mut h.info {
-                if let Some(SrtControlPacket::HandshakeResponse(hs)) = &mut info.ext_hs {
-                    hs.send_latency = send;
-                    hs.recv_latency = recv;
-                }
-            }
-        }
-    };
-    let resp = resp.map(|mut p| {
-        if let Packet::Control(c) = &mut p {
-            fix(&mut c.control_type);
-        }
-        p
-    });
-    if let Handshake::Listener(ct) = &mut conn.handshake {
-        fix(ct);
-    }
-    (resp, conn)
 }

@@ -6,6 +6,7 @@
 //! `DuplexConnection` per session). Every call into it is made through
 //! [`contain`], so that a panic inside it ends that handshake or session only.
 
+pub mod accept;
 pub mod access;
 pub mod listener;
 pub mod session;
@@ -36,6 +37,8 @@ pub fn contain<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 pub enum StopReason {
     Shutdown,
     TakenOver,
+    /// The SRTLA group carrying the session closed (why).
+    Srtla(&'static str),
 }
 
 impl StopReason {
@@ -43,6 +46,7 @@ impl StopReason {
         match self {
             StopReason::Shutdown => "gateway shutting down",
             StopReason::TakenOver => "taken over by a new publisher",
+            StopReason::Srtla(why) => why,
         }
     }
 }

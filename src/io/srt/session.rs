@@ -25,11 +25,13 @@ use super::access::{Admission, Role};
 use super::stats::SrtStats;
 use super::{contain, Mailbox, StopReason};
 use crate::io::shard::Shard;
+use crate::io::srtla::GroupPort;
 use crate::io::udp;
 use crate::media::bus::EndReason;
 use crate::media::hub::Subscription;
 use crate::media::TsChunk;
 use crate::metrics::{short_id, SessionInfo};
+use crate::proto::srtla::reseq::Resequencer;
 use crate::proto::ts::{DemuxEvent, TsDemuxer};
 
 /// SRT payload for TS: seven 188-byte packets, as every SRT encoder sends.
@@ -41,12 +43,21 @@ const CHUNKS_PER_WAKE: usize = 64;
 /// A reader takes no more chunks while srt-protocol holds this many unacknowledged
 /// packets; the stream's queue then holds them, and skips to a keyframe if the
 /// reader stays behind.
-const SEND_BUFFER_HIGH: u64 = super::listener::SEND_BUFFER_PACKETS * 3 / 4;
+const SEND_BUFFER_HIGH: u64 = super::accept::SEND_BUFFER_PACKETS * 3 / 4;
+
+/// How a session reaches its peer.
+pub enum Transport {
+    /// The peer's own UDP address, through the listener's socket.
+    Udp(Rc<UdpSocket>),
+    /// A bonded SRTLA group: packets go out over the group's links, and data
+    /// coming in is resequenced across them first.
+    Srtla(GroupPort),
+}
 
 /// Start a session task for an accepted caller; returns its mailbox.
 pub fn start(
     shard: Rc<Shard>,
-    sock: Rc<UdpSocket>,
+    transport: Transport,
     peer: SocketAddr,
     conn: Connection,
     answer: Option<Packet>,
@@ -57,7 +68,10 @@ pub fn start(
     shard.add_session(id, mailbox.clone());
     let info = shard.metrics.open(SessionInfo {
         id,
-        protocol: "srt",
+        protocol: match transport {
+            Transport::Udp(_) => "srt",
+            Transport::Srtla(_) => "srtla",
+        },
         role: adm.role.as_str(),
         path: adm.path.clone(),
         peer,
@@ -65,12 +79,30 @@ pub fn start(
         started: SystemTime::now(),
         counters: Default::default(),
     });
-    let span = tracing::info_span!("srt", id = %short_id(id), path = %adm.path, peer = %peer);
+    let span = match &transport {
+        Transport::Srtla(port) => {
+            port.set_path(&adm.path, id);
+            let group = format!("{:08x}", port.short());
+            tracing::info_span!("srtla", id = %short_id(id), path = %adm.path, group = %group)
+        }
+        Transport::Udp(_) => {
+            tracing::info_span!("srt", id = %short_id(id), path = %adm.path, peer = %peer)
+        }
+    };
     let now = Instant::now();
+    let reseq = match &transport {
+        // Holding must leave room in the latency for retransmission of real loss.
+        Transport::Srtla(port) => Some(Resequencer::new(
+            port.max_hold().min(conn.settings.recv_tsbpd_latency / 3),
+        )),
+        Transport::Udp(_) => None,
+    };
     let session = Session {
         conn: DuplexConnection::new(conn),
         shard,
-        sock,
+        transport,
+        reseq,
+        ready: Vec::new(),
         peer,
         mailbox: mailbox.clone(),
         info,
@@ -120,7 +152,10 @@ impl From<Action<'_>> for Step {
 
 struct Session {
     shard: Rc<Shard>,
-    sock: Rc<UdpSocket>,
+    transport: Transport,
+    /// SRTLA only: puts data that arrived out of order across links back in order.
+    reseq: Option<Resequencer<(Packet, usize)>>,
+    ready: Vec<(Packet, usize)>,
     peer: SocketAddr,
     conn: DuplexConnection,
     mailbox: Rc<Mailbox>,
@@ -324,7 +359,10 @@ impl Session {
     /// Wait for the next thing to do.
     async fn wait(&self, timer: &mut Timer, sub: Option<&Subscription>) -> Event {
         let now = Instant::now();
-        let wake = crate::io::clock::on_tick(self.next_wake);
+        let mut wake = crate::io::clock::on_tick(self.next_wake);
+        if let Some(due) = self.reseq.as_ref().and_then(|r| r.next_timeout()) {
+            wake = wake.min(due);
+        }
         timer.reset(
             wake.saturating_duration_since(now)
                 .max(Duration::from_micros(200)),
@@ -366,15 +404,14 @@ impl Session {
                     if !alive {
                         continue;
                     }
-                    self.stats.on_recv(now, &packet, len);
-                    if let Packet::Control(ControlPacket {
-                        control_type: ControlTypes::Shutdown,
-                        ..
-                    }) = &packet
-                    {
-                        self.peer_shutdown = true;
-                    }
-                    alive = self.drive(now, Input::Packet(Ok((packet, self.peer))));
+                    alive = match (&mut self.reseq, &packet) {
+                        (Some(reseq), Packet::Data(d)) => {
+                            let (seq, retransmitted) = (d.seq_number.as_raw(), d.retransmitted);
+                            reseq.push(now, seq, retransmitted, (packet, len), &mut self.ready);
+                            self.deliver_ready(now)
+                        }
+                        _ => self.deliver(now, packet, len),
+                    };
                 }
                 self.inbox = inbox;
                 alive
@@ -401,8 +438,42 @@ impl Session {
                 );
                 false
             }
-            Event::Timer => self.drive(now, Input::Timer),
+            Event::Timer => {
+                if let Some(reseq) = &mut self.reseq {
+                    reseq.on_timer(now, &mut self.ready);
+                    if !self.deliver_ready(now) {
+                        return false;
+                    }
+                }
+                self.drive(now, Input::Timer)
+            }
         }
+    }
+
+    /// Hand one packet from the peer to srt-protocol.
+    fn deliver(&mut self, now: Instant, packet: Packet, len: usize) -> bool {
+        self.stats.on_recv(now, &packet, len);
+        if let Packet::Control(ControlPacket {
+            control_type: ControlTypes::Shutdown,
+            ..
+        }) = &packet
+        {
+            self.peer_shutdown = true;
+        }
+        self.drive(now, Input::Packet(Ok((packet, self.peer))))
+    }
+
+    /// Hand on what the resequencer released.
+    fn deliver_ready(&mut self, now: Instant) -> bool {
+        let mut ready = std::mem::take(&mut self.ready);
+        let mut alive = true;
+        for (packet, len) in ready.drain(..) {
+            if alive {
+                alive = self.deliver(now, packet, len);
+            }
+        }
+        self.ready = ready;
+        alive
     }
 
     /// Run srt-protocol until it waits; false once the session must end.
@@ -462,7 +533,7 @@ impl Session {
             return;
         }
         let now = Instant::now();
-        let gso = udp::gso_enabled();
+        let gso = udp::gso_enabled() && matches!(self.transport, Transport::Udp(_));
         let mut out = std::mem::take(&mut self.out);
         self.wire.clear();
         let (mut seg, mut run) = (0usize, 0usize);
@@ -499,14 +570,23 @@ impl Session {
     /// A failed send is a lost packet; SRT's ARQ deals with it.
     async fn send_run(&self, end: usize, seg: usize) {
         let buf = &self.wire[..end];
+        let sock = match &self.transport {
+            Transport::Udp(sock) => sock,
+            Transport::Srtla(port) => {
+                for datagram in buf.chunks(seg) {
+                    port.send(datagram).await;
+                }
+                return;
+            }
+        };
         if buf.len() > seg {
-            match udp::send_segments(self.sock.as_raw_fd(), buf, seg as u16, self.peer) {
+            match udp::send_segments(sock.as_raw_fd(), buf, seg as u16, self.peer) {
                 Ok(true) | Err(_) => return,
                 Ok(false) => {} // socket full or GSO refused: one by one
             }
         }
         for datagram in buf.chunks(seg) {
-            let _ = self.sock.send_to(datagram, self.peer).await;
+            let _ = sock.send_to(datagram, self.peer).await;
         }
     }
 
@@ -542,5 +622,8 @@ impl Session {
                 .store(((bytes - before) as f64 * 8.0 / secs) as u64, Relaxed);
         }
         self.last_flush = (now, bytes);
+        if let (Transport::Srtla(port), Some(reseq)) = (&self.transport, &self.reseq) {
+            port.publish(reseq.stats(), reseq.hold(), s.naks_out);
+        }
     }
 }

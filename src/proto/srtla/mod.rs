@@ -5,3 +5,4 @@
 
 pub mod groups;
 pub mod packet;
+pub mod reseq;
