@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -103,9 +103,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct SrtlaTable {
     groups: Mutex<Vec<Arc<GroupInfo>>>,
     next_id: AtomicU64,
+    /// Groups registered or being registered, on every shard.
+    reserved: AtomicUsize,
 }
 
 impl SrtlaTable {
+    /// Take a place for a new group if fewer than `max` exist.
+    pub fn try_reserve(&self, max: usize) -> bool {
+        self.reserved
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_ok()
+    }
+
+    /// Give back a place taken by [`SrtlaTable::try_reserve`].
+    pub fn release(&self) {
+        let _ = self
+            .reserved
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Relaxed) + 1
     }

@@ -460,7 +460,7 @@ pub fn default_config(port: u16) -> String {
 
 /// The test configuration with extra `srt:` keys (indented two spaces, one per
 /// line) and extra path rules (YAML list items, inserted before the others so
-/// they take precedence).
+/// they take precedence). SRTLA is off (tests/srtla.rs configures its own).
 pub fn config_with(port: u16, extra_srt: &str, extra_paths: &str) -> String {
     format!(
         r#"workers: 2
@@ -468,7 +468,9 @@ log: {{ level: "info" }}
 srt:
   listen: ["127.0.0.1:{port}"]
   latency: 120ms
-{extra_srt}paths:
+{extra_srt}srtla:
+  enabled: false
+paths:
 {extra_paths}  - name: "secure/aes128"
     passphrase: "0123456789abcdef"
   - name: "private/*"

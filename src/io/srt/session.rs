@@ -196,6 +196,18 @@ impl Session {
             rtt_ms = s.rtt.map_or(-1.0, |r| r.as_secs_f64() * 1000.0),
             "closed"
         );
+        if let Some(r) = &self.reseq {
+            let st = r.stats();
+            info!(
+                reordered = st.reordered,
+                held = st.held,
+                given_up = st.gaps_given_up,
+                late = st.late_after_give_up,
+                naks_sent = s.naks_out,
+                hold_ms = r.hold().as_secs_f64() * 1000.0,
+                "resequencing"
+            );
+        }
         tracing::debug!(stats = ?self.conn.statistics(), settings = ?self.conn.settings(), "srt-protocol view");
         self.mailbox.set_done();
         self.shard.remove_session(self.info.id);

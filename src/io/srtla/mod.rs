@@ -243,12 +243,35 @@ impl SrtlaShard {
                 return;
             }
         }
+        // max_groups holds for the whole process, not per shard.
+        let reserved = match packet::classify(&data) {
+            packet::Datagram::Reg1(id) => {
+                let table = &self.shard.metrics.srtla;
+                if !table.try_reserve(self.shard.config().srtla.max_groups) {
+                    let reply = packet::bare(packet::REG_NAK);
+                    self.send(via(origin, listen), from, &reply).await;
+                    GatewayCounters::inc(&self.shard.metrics.gateway.srtla_refused);
+                    let reason = "group limit reached (srtla.max_groups)";
+                    self.refused_log(from, reason, Some(groups::short_id(id)));
+                    return;
+                }
+                true
+            }
+            _ => false,
+        };
         let mut events = std::mem::take(&mut *self.events.borrow_mut());
         {
             let mut rng = self.rng.borrow_mut();
             let tag = via(origin, listen);
             let mut receiver = self.receiver.borrow_mut();
             receiver.on_datagram(now, from, tag, data, &mut *rng, &mut events);
+        }
+        if reserved
+            && !events
+                .iter()
+                .any(|e| matches!(e, Event::GroupOpened { .. }))
+        {
+            self.shard.metrics.srtla.release();
         }
         self.handle_events(now, &mut events).await;
         *self.events.borrow_mut() = events;
@@ -366,16 +389,18 @@ impl SrtlaShard {
                 }
                 Event::LinkDown {
                     group,
-                    addr,
-                    via,
+                    link,
                     reason,
                 } => {
-                    if via_origin(via) != self.shard.id {
-                        self.send_to_shard(via_origin(via), SrtlaMsg::Forget { from: addr });
+                    let origin = via_origin(link.via);
+                    if origin != self.shard.id {
+                        self.send_to_shard(origin, SrtlaMsg::Forget { from: link.addr });
                     }
                     let short = self.short(group);
                     let links = self.receiver.borrow().links(group).len();
-                    info!(group = %format_args!("{short:08x}"), link = %addr, links,
+                    let rtt_ms = link.rtt.map_or(-1.0, |r| r.as_secs_f64() * 1000.0);
+                    info!(group = %format_args!("{short:08x}"), link = %link.addr, links,
+                        packets = link.packets, bytes = link.bytes, naks = link.naks, rtt_ms,
                         "srtla link left: {reason}");
                 }
                 Event::Refused {
@@ -430,6 +455,7 @@ impl SrtlaShard {
             mailbox.stop(StopReason::Srtla(reason));
         }
         self.shard.metrics.srtla.close(side.info.id);
+        self.shard.metrics.srtla.release();
         let age = side
             .info
             .started
@@ -595,6 +621,7 @@ impl SrtlaShard {
         }
         for side in self.groups.borrow_mut().drain().map(|(_, s)| s) {
             self.shard.metrics.srtla.close(side.info.id);
+            self.shard.metrics.srtla.release();
         }
     }
 

@@ -70,11 +70,11 @@ pub enum Event {
         via: Via,
         links: usize,
     },
-    /// A link left its group (timed out, moved to another group, group closed).
+    /// A link left its group (timed out, moved to another group, group
+    /// closed), with its last figures.
     LinkDown {
         group: Handle,
-        addr: SocketAddr,
-        via: Via,
+        link: LinkStats,
         reason: &'static str,
     },
     /// A datagram refused or dropped, for counters and rate-limited logs;
@@ -506,8 +506,7 @@ impl Receiver {
                 let link = g.links.swap_remove(i);
                 out.push(Event::LinkDown {
                     group,
-                    addr,
-                    via: link.stats.via,
+                    link: link.stats,
                     reason,
                 });
             }
