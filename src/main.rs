@@ -6,21 +6,30 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use srtgate::config::{Config, LogFormat};
+use srtgate::io::bond::BondOptions;
 
 const USAGE: &str = "\
 usage: srtgate [-c FILE]           run with FILE (default conf/srtgate.yaml)
        srtgate --check-config FILE  validate FILE and exit 0 (valid) or 1
+       srtgate bond --srt ADDR:PORT --to HOST:PORT --via IP [--via IP ...]
+                                    SRTLA sender: bond a local SRT caller's
+                                    stream over one link per source IP
        srtgate --version";
 
 enum Command {
     Run(PathBuf),
+    Bond(BondOptions),
     Check(PathBuf),
     Version,
     Help,
 }
 
 fn parse_args() -> Result<Command, String> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("bond") {
+        args.next();
+        return BondOptions::parse(args).map(Command::Bond);
+    }
     let mut config = PathBuf::from("conf/srtgate.yaml");
     let mut check = None;
     while let Some(arg) = args.next() {
@@ -45,14 +54,18 @@ fn parse_args() -> Result<Command, String> {
 }
 
 fn init_logging(config: &Config) {
-    let filter = std::env::var("SRTGATE_LOG").unwrap_or_else(|_| config.log.level.clone());
+    init_logging_with(&config.log.level, config.log.format);
+}
+
+fn init_logging_with(level: &str, format: LogFormat) {
+    let filter = std::env::var("SRTGATE_LOG").unwrap_or_else(|_| level.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match config.log.format {
+    match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
@@ -107,6 +120,16 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Bond(opts) => {
+            init_logging_with("info", LogFormat::Text);
+            match srtgate::io::bond::run(opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run(path) => match run(path) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -2,6 +2,7 @@
 //! session. Protocol decisions live in [`crate::proto`] and [`crate::media`];
 //! this layer moves bytes and time in and out of them.
 
+pub mod bond;
 pub mod clock;
 pub mod runtime;
 pub mod shard;

@@ -6,3 +6,4 @@
 pub mod groups;
 pub mod packet;
 pub mod reseq;
+pub mod sender;

@@ -114,10 +114,19 @@ pub fn bare(ty: u16) -> Bytes {
     Bytes::copy_from_slice(&ty.to_be_bytes())
 }
 
+/// REG1 carrying the sender's id (the receiver keeps its first half).
+pub fn reg1(id: &GroupId) -> Bytes {
+    registration(REG1, id)
+}
+
 /// REG2 carrying a full group id.
 pub fn reg2(id: &GroupId) -> Bytes {
+    registration(REG2, id)
+}
+
+fn registration(ty: u16, id: &GroupId) -> Bytes {
     let mut b = BytesMut::with_capacity(2 + ID_LEN);
-    b.put_u16(REG2);
+    b.put_u16(ty);
     b.put_slice(id);
     b.freeze()
 }
