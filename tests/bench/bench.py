@@ -16,6 +16,10 @@ Scenarios, each with fresh processes on 127.0.0.1 only:
   3. added delay, SRT latency 20 ms on every hop: probe delay for
      (a) direct (publisher -> reader, no relay), (b) via srtgate,
      (c) via the srt-live-transmit relay.
+  4. SRTLA, 1 publisher -> 1 reader, 4 Mbit/s: the publisher sends through
+     `srtgate bond` over 3 bonded links (127.0.0.1, .2, .3) to srtgate's SRTLA
+     port; srtgate's CPU per delivered Mbit against scenario 1a (the same
+     stream over plain SRT, same run), and the ratio.
 
 The stream comes from `srtgate-probe gen` (H.264 720p30 + AAC clip encoded
 once by ffmpeg and cached in target/bench/, looped, probe SEI with a
@@ -373,14 +377,16 @@ class Bench:
         slt = (STDBUF_OUT if unbuffered else []) + [SLT, "-q", url, "file://con"]
         return self.procs.pipeline(name, slt, recv, capture=True)
 
-    def start_srtgate(self, latency_ms: int) -> tuple[subprocess.Popen, int]:
+    def start_srtgate(self, latency_ms: int, srtla_port: int | None = None) -> tuple[subprocess.Popen, int]:
         if not os.access(self.srtgate, os.X_OK):
             raise BenchError(f"{self.srtgate} not built")
         port = free_udp_port()
         cfg = self.tmp / f"srtgate-{port}.yaml"
         path_latency = f"\n    latency: {latency_ms}ms" if latency_ms != 120 else ""
+        srtla = (f'srtla:\n  listen: ["127.0.0.1:{srtla_port}"]\n' if srtla_port
+                 else "srtla:\n  enabled: false\n")
         text = (f'workers: 2\nlog: {{ level: "warn" }}\nsrt:\n  listen: ["127.0.0.1:{port}"]\n'
-                f'  latency: {latency_ms}ms\npaths:\n  - name: "bench/*"{path_latency}\n')
+                f'  latency: {latency_ms}ms\n{srtla}paths:\n  - name: "bench/*"{path_latency}\n')
         cfg.write_text(text)
         if path_latency and not self._config_ok(cfg):
             # Older schema without per-path latency: the listener default still applies.
@@ -401,6 +407,23 @@ class Bench:
             return r.returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return False
+
+    def start_bond(self, srtla_port: int) -> tuple[subprocess.Popen, int]:
+        """`srtgate bond` over 3 links to srtgate's SRTLA port; returns it and its SRT port."""
+        port = free_udp_port()
+        argv = [self.srtgate, "bond", "--srt", f"127.0.0.1:{port}", "--to", f"127.0.0.1:{srtla_port}"]
+        for via in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+            argv += ["--via", via]
+        p = self.procs.start("bond", argv)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise BenchError(f"srtgate bond exited with {p.returncode}: {tail(p.bench_log)}")
+            log_text = Path(p.bench_log).read_text(errors="replace")
+            if udp_port_bound(port) and log_text.count("link up") >= 3:
+                return p, port
+            time.sleep(0.05)
+        raise BenchError(f"srtgate bond did not bring 3 links up: {tail(p.bench_log)}")
 
     def start_slt_relay(self, latency_ms: int) -> tuple[subprocess.Popen, int, int]:
         p_in, p_out = free_udp_port(), free_udp_port()
@@ -451,10 +474,17 @@ class Bench:
 
     def run(self, kind: str, readers: int, latency_ms: int, warmup: float, window: float,
             setup: float, unbuffered: bool = False) -> dict:
-        """kind: srtgate | slt | direct. Returns measurements for the window."""
+        """kind: srtgate | srtla | slt | direct. Returns measurements for the window."""
         lat = f"latency={latency_ms}"
         relay = None
-        if kind == "srtgate":
+        bond = None
+        if kind == "srtla":
+            srtla_port = free_udp_port()
+            relay, port = self.start_srtgate(latency_ms, srtla_port)
+            bond, bond_port = self.start_bond(srtla_port)
+            pub_url = f"srt://127.0.0.1:{bond_port}?streamid=publish:bench/a&{lat}"
+            read_url = f"srt://127.0.0.1:{port}?streamid=read:bench/a&{lat}"
+        elif kind == "srtgate":
             relay, port = self.start_srtgate(latency_ms)
             pub_url = f"srt://127.0.0.1:{port}?streamid=publish:bench/a&{lat}"
             read_url = f"srt://127.0.0.1:{port}?streamid=read:bench/a&{lat}"
@@ -474,7 +504,7 @@ class Bench:
         gen_seconds = (w1 - mono_ns()) / 1e9 + 0.5
         readers_p = []
         pub = None
-        if kind == "srtgate":
+        if kind in ("srtgate", "srtla"):
             # Publisher first: readers then start at a keyframe of a live stream.
             pub = self.publisher(pub_url, gen_seconds)
             time.sleep(1.0)
@@ -496,9 +526,11 @@ class Bench:
         own0 = {pid: proc_cpu_s(pid) for pid in pids0}
         sys0 = system_cpu()
         rel0 = (proc_cpu_s(relay.pid), proc_run_ns(relay.pid)) if relay else None
+        bond0 = proc_cpu_s(bond.pid) if bond else None
         load0 = Path("/proc/loadavg").read_text().split()[:3]
         sleep_until_ns(w1)
         rel1 = (proc_cpu_s(relay.pid), proc_run_ns(relay.pid)) if relay else None
+        bond1 = proc_cpu_s(bond.pid) if bond else None
         sys1 = system_cpu()
         own1 = {pid: proc_cpu_s(pid) for pid in pids0}
         load1 = Path("/proc/loadavg").read_text().split()[:3]
@@ -531,6 +563,8 @@ class Bench:
             dm = out["delivered_mbit"]
             out["cpu_ms_per_mbit"] = out["relay_cpu_ms"] / dm if dm > 0 else None
             out["relay_cpu_pct_of_core"] = out["relay_cpu_ms"] / 10 / span
+        if bond0 is not None and bond1 is not None:
+            out["bond_cpu_ms"] = (bond1 - bond0) * 1000
         if not alive:
             raise BenchError(f"{kind} relay died: {relay_log}")
         return out
@@ -659,6 +693,26 @@ def render(R: dict) -> str:
                  f"{fmt(d['diff_srtgate']['p50_ms'] - 20, 1)} | | |")
     L.append(f"| reference: SRS 7, added at the median when not buffering | {REF_SRS_ADDED_MS_P50} | | |")
     L.append("")
+    # 4. SRTLA
+    L.append("### 4. SRTLA: 1 publisher → 1 reader over 3 bonded links vs plain SRT, SRT latency 120 ms\n")
+    b = R.get("s4")
+    plain = R["s1"].get("srtgate") or {}
+    if not b or "error" in b:
+        L.append(f"failed: {(b or {}).get('error', 'not run')}\n")
+    else:
+        rr = b["reader_results"][0]
+        L.append("| ingest | srtgate CPU ms | delivered Mbit | **srtgate CPU-ms / delivered Mbit** | reader Mbit/s |")
+        L.append("|---|---:|---:|---:|---:|")
+        if plain.get("cpu_ms_per_mbit"):
+            pr = plain["reader_results"][0]
+            L.append(f"| plain SRT (scenario 1a) | {fmt(plain['relay_cpu_ms'], 0)} | {fmt(plain['delivered_mbit'], 1)} | "
+                     f"**{fmt(plain['cpu_ms_per_mbit'], 3)}** | {fmt(pr.get('bytes', 0) * 8 / 1e6 / plain['window_s'], 2)} |")
+        L.append(f"| SRTLA, 3 links | {fmt(b['relay_cpu_ms'], 0)} | {fmt(b['delivered_mbit'], 1)} | "
+                 f"**{fmt(b['cpu_ms_per_mbit'], 3)}** | {fmt(rr.get('bytes', 0) * 8 / 1e6 / b['window_s'], 2)} |")
+        L.append(f"\nRatio SRTLA / plain SRT (srtgate CPU-ms per delivered Mbit): **{fmt(R.get('s4_ratio'), 2)}**. "
+                 f"The sender (`srtgate bond`) used {fmt(b.get('bond_cpu_ms'), 0)} CPU-ms in the window; "
+                 f"lost probes {rr.get('lost_probes', '—')}.\n")
+
     for key, title in (("problems", "Problems in this run"), ("notes", "Notes")):
         if R.get(key):
             L.append(f"### {title}\n")
@@ -721,7 +775,7 @@ def main() -> int:
     ap.add_argument("--skip-srtgate", action="store_true", help="only the srt-live-transmit parts")
     ap.add_argument("--quick", action="store_true", help="short windows, 10 readers; no file written")
     ap.add_argument("--no-write", action="store_true", help="do not touch research/bench.md")
-    ap.add_argument("--time-limit", type=float, default=360.0, help="hard limit for the whole run, s")
+    ap.add_argument("--time-limit", type=float, default=420.0, help="hard limit for the whole run, s")
     ap.add_argument("--render", type=Path, metavar="JSON",
                     help="only re-render the results section from a saved run (no history row)")
     args = ap.parse_args()
@@ -835,9 +889,22 @@ def main() -> int:
                     log(f"  {k}: p50 {fmt(rr.get('p50_ms'), 1)} p90 {fmt(rr.get('p90_ms'), 1)} "
                         f"p99 {fmt(rr.get('p99_ms'), 1)} ms ({rr.get('probes', 0)} probes)")
 
+            # 4. SRTLA vs plain SRT
+            if run_srtgate:
+                holder4: dict = {}
+                attempt(holder4, "s4", "4. srtgate SRTLA ingest over 3 links, 1 -> 1",
+                        lambda: bench.run("srtla", **one))
+                R["s4"] = holder4["s4"]
+                a4, p4 = R["s4"], R["s1"].get("srtgate", {})
+                if a4.get("cpu_ms_per_mbit") and p4.get("cpu_ms_per_mbit"):
+                    R["s4_ratio"] = a4["cpu_ms_per_mbit"] / p4["cpu_ms_per_mbit"]
+                    log(f"  srtla: {a4['relay_cpu_ms']:.0f} CPU-ms, {a4['delivered_mbit']:.1f} Mbit delivered, "
+                        f"{fmt(a4['cpu_ms_per_mbit'], 3)} CPU-ms/Mbit; ratio to plain SRT {R['s4_ratio']:.2f}")
+
             # sanity: every reader got data and no probe went missing
-            for sect, key in (("s1", "srtgate"), ("s1", "slt"), ("s3", "direct"), ("s3", "srtgate"), ("s3", "slt")):
-                r = R[sect].get(key) or {}
+            for sect, key in (("s1", "srtgate"), ("s1", "slt"), ("s3", "direct"), ("s3", "srtgate"), ("s3", "slt"),
+                              ("s4", None)):
+                r = (R.get(sect) if key is None else R[sect].get(key)) or {}
                 for rr in r.get("reader_results", []):
                     if not rr.get("bytes"):
                         R["problems"].append(f"{sect}/{key}: reader received nothing in the window")
