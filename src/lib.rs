@@ -1,13 +1,18 @@
-//! srtgate: a live media gateway. SRT (and later SRTLA) ingest, SRT / HLS /
-//! WebRTC / RTMP outputs, on glommio's thread-per-core executors.
+//! srtgate: a live media gateway. SRT and SRTLA ingest, SRT / HLS / WebRTC /
+//! RTMP outputs, on glommio's thread-per-core executors.
 //!
 //! # Architecture map
 //!
 //! ```text
 //!  SRT callers ──udp──▶ io::srt::listener (per shard, per address)
-//!                          │ handshake via srt-protocol `Listen`, admission by io::srt::access
+//!                          │ handshake: io::srt::accept (srt-protocol `Listen`,
+//!                          │ admission by io::srt::access)
+//!  SRTLA links ──udp──▶ io::srtla (per shard; a group's links go to its home
+//!                          │ shard; proto::srtla::groups: registration, ACKs,
+//!                          │ routing back; one virtual SRT caller per group)
 //!                          ▼
-//!                  io::srt::session (one task per caller)
+//!                  io::srt::session (one task per caller or group; bonded
+//!                          │ groups resequence data first: proto::srtla::reseq)
 //!        publisher: SRT payloads → proto::ts::TsDemuxer → media::Frame
 //!                          │
 //!                          ▼

@@ -28,7 +28,13 @@ fn parse_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("bond") {
         args.next();
-        return BondOptions::parse(args).map(Command::Bond);
+        return BondOptions::parse(args).map(Command::Bond).map_err(|e| {
+            if e == srtgate::io::bond::USAGE {
+                e
+            } else {
+                format!("bond: {e}\n{}", srtgate::io::bond::USAGE)
+            }
+        });
     }
     let mut config = PathBuf::from("conf/srtgate.yaml");
     let mut check = None;
@@ -96,6 +102,14 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let command = match parse_args() {
         Ok(c) => c,
+        Err(e) if e == srtgate::io::bond::USAGE => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.starts_with("bond: ") => {
+            eprintln!("srtgate {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("srtgate: {e}\n{USAGE}");
             return ExitCode::from(2);

@@ -568,6 +568,7 @@ fn hostile_registrations_hit_limits_and_spare_the_live_group() {
         "decode of the live group during the flood",
     );
     let rss_after = rss_kib(gw.pid());
+    eprintln!("srtgate RSS before the flood {rss_before} KiB, after {rss_after} KiB");
     if rss_after > rss_before + 64 * 1024 {
         gw.fail(&format!(
             "memory grew from {rss_before} KiB to {rss_after} KiB during the flood"

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::proto::srtla::sender::{Note, Output, Sender, SenderConfig, WINDOW_SCALE};
 
-pub const USAGE: &str = "usage: bond --srt ADDR:PORT --to HOST:PORT --via IP [--via IP ...]
+pub const USAGE: &str = "usage: srtgate bond --srt ADDR:PORT --to HOST:PORT --via IP [--via IP ...]
   --srt ADDR:PORT  local address the SRT caller sends to (srt://ADDR:PORT)
   --to HOST:PORT   the SRTLA receiver
   --via IP         source address of one link (repeat for each link)";

@@ -838,6 +838,52 @@ mod tests {
     }
 
     #[test]
+    fn ids_carry_the_home_and_links_get_rtt_from_ackack() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut r = Receiver::new(Limits::default(), 3);
+        let mut out = Vec::new();
+        r.on_datagram(
+            t0,
+            addr(1),
+            0,
+            reg(packet::REG1, &[9; ID_LEN]),
+            &mut rng,
+            &mut out,
+        );
+        let id: GroupId = sends(&out)[0].1[2..].try_into().unwrap();
+        assert_eq!(home_of(&id), 3);
+        assert_eq!(short_id(&id), 0x0909_0909);
+        let group = match out[0] {
+            Event::GroupOpened { group, .. } => group,
+            ref e => panic!("{e:?}"),
+        };
+        for l in [1, 2] {
+            r.on_datagram(t0, addr(l), 7, reg(packet::REG2, &id), &mut rng, &mut out);
+        }
+        // A full ACK (number 42) goes to both links; its ACKACK returns on link 2.
+        let mut ack = vec![0u8; 44];
+        ack[..2].copy_from_slice(&[0x80, 0x02]);
+        ack[4..8].copy_from_slice(&42u32.to_be_bytes());
+        let mut to = Vec::new();
+        r.route(t0, group, &ack, &mut to);
+        assert_eq!(to.len(), 2);
+        assert!(to.iter().all(|(_, via)| *via == 7));
+        let mut ackack = vec![0u8; 16];
+        ackack[..2].copy_from_slice(&[0x80, 0x06]);
+        ackack[4..8].copy_from_slice(&42u32.to_be_bytes());
+        let later = t0 + Duration::from_millis(35);
+        r.on_datagram(later, addr(2), 7, Bytes::from(ackack), &mut rng, &mut out);
+        let links = r.links(group);
+        let rtt = |n: u8| links.iter().find(|l| l.addr == addr(n)).unwrap().rtt;
+        assert_eq!(rtt(2), Some(Duration::from_millis(35)));
+        assert_eq!(rtt(1), None);
+        let stats = r.stats(group).unwrap();
+        assert_eq!(stats.packets_forwarded, 1);
+        assert_eq!(stats.links.len(), 2);
+    }
+
+    #[test]
     fn random_datagrams_never_panic() {
         let t0 = Instant::now();
         let mut rng = StdRng::seed_from_u64(5);
