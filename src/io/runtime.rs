@@ -323,7 +323,7 @@ async fn shard_main(
                 }
             }
         }
-        let srtla = SrtlaShard::new(shard.clone(), sockets);
+        let srtla = SrtlaShard::new(shard.clone(), sockets, srtla.clone());
         shard.set_srtla(srtla.clone());
         srtla.spawn();
     }

@@ -8,6 +8,12 @@
 //! ([`Route`]) to send the link's later datagrams the same way. The home tells
 //! that shard to forget the address when the link is refused or leaves.
 //!
+//! Once a link of a group has joined from another shard, the home shard opens
+//! a socket of its own on the same address, *connected* to the link: the
+//! kernel prefers a connected socket to the SO_REUSEPORT group, so the link's
+//! datagrams then reach the home shard directly instead of crossing shards
+//! one by one ([`SrtlaShard::direct`]).
+//!
 //! A group is one virtual SRT caller (its REG1 address) inside srtgate's own
 //! SRT stack: its SRT packets go straight to the handshake ([`Acceptor`]) and
 //! then to the session's mailbox, and the session sends through a [`GroupPort`]
@@ -90,10 +96,23 @@ const ROUTE_SLACK: usize = 1024;
 /// Housekeeping period: timeouts, figures for the API.
 const TICK: Duration = Duration::from_millis(250);
 
+/// A connected socket that brings one link's datagrams to its home shard.
+struct Direct {
+    stop: std::cell::Cell<bool>,
+}
+
+/// How often a direct link's task looks whether its link is gone.
+const DIRECT_CHECK: Duration = Duration::from_secs(1);
+
 /// One shard's SRTLA sockets, the groups homed here, and routes to the others.
 pub struct SrtlaShard {
     shard: Rc<Shard>,
     sockets: Vec<Rc<UdpSocket>>,
+    /// `srtla.listen`, as bound (index = listen index).
+    locals: Vec<SocketAddr>,
+    /// Links of groups homed here, heard on another shard, with a connected
+    /// socket here.
+    direct: RefCell<HashMap<SocketAddr, Rc<Direct>>>,
     receiver: RefCell<Receiver>,
     groups: RefCell<HashMap<Handle, GroupSide>>,
     routes: RefCell<HashMap<SocketAddr, Route>>,
@@ -107,6 +126,20 @@ pub struct SrtlaShard {
 /// IPv6 sockets IPv6-only (so `0.0.0.0:5000` and `[::]:5000` can coexist), and
 /// large buffers for bursts from several links.
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    Ok(into_glommio(shard_socket(addr)?))
+}
+
+/// A socket on `local` (SO_REUSEPORT, like the shards' sockets) connected to
+/// `peer`: the kernel delivers `peer`'s datagrams to it rather than to the
+/// REUSEPORT group.
+fn bind_connected(local: SocketAddr, peer: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = shard_socket(local)?;
+    // UDP connect(2) completes at once, also on a non-blocking socket.
+    s.connect(&peer.into())?;
+    Ok(into_glommio(s))
+}
+
+fn shard_socket(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let domain = if addr.is_ipv6() {
         Domain::IPV6
@@ -122,8 +155,12 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let _ = s.set_send_buffer_size(4 << 20);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
+    Ok(s)
+}
+
+fn into_glommio(s: socket2::Socket) -> UdpSocket {
     // SAFETY: the descriptor is a bound UDP socket we own and hand over whole.
-    Ok(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
+    unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) }
 }
 
 /// A plain bind (no SO_REUSEPORT), IPv6 sockets IPv6-only: succeeds only if no
@@ -167,14 +204,16 @@ fn limits_of(shard: &Shard) -> Limits {
 }
 
 impl SrtlaShard {
-    /// `sockets[i]` is bound to `srtla.listen[i]`.
-    pub fn new(shard: Rc<Shard>, sockets: Vec<UdpSocket>) -> Rc<Self> {
+    /// `sockets[i]` is bound to `locals[i]`, an address of `srtla.listen`.
+    pub fn new(shard: Rc<Shard>, sockets: Vec<UdpSocket>, locals: Vec<SocketAddr>) -> Rc<Self> {
         let home = u8::try_from(shard.id).expect("at most 256 shards");
         Rc::new(Self {
             receiver: RefCell::new(Receiver::new(limits_of(&shard), home)),
             acceptor: Acceptor::new(shard.clone()),
             shard,
             sockets: sockets.into_iter().map(Rc::new).collect(),
+            locals,
+            direct: RefCell::new(HashMap::new()),
             groups: RefCell::new(HashMap::new()),
             routes: RefCell::new(HashMap::new()),
             rng: RefCell::new(StdRng::from_entropy()),
@@ -386,6 +425,9 @@ impl SrtlaShard {
                     let short = self.short(group);
                     info!(group = %format_args!("{short:08x}"), link = %addr,
                         shard = via_origin(via), links, "srtla link joined");
+                    if via_origin(via) != self.shard.id {
+                        self.direct(via_listen(via), addr);
+                    }
                 }
                 Event::LinkDown {
                     group,
@@ -395,6 +437,9 @@ impl SrtlaShard {
                     let origin = via_origin(link.via);
                     if origin != self.shard.id {
                         self.send_to_shard(origin, SrtlaMsg::Forget { from: link.addr });
+                    }
+                    if let Some(d) = self.direct.borrow_mut().remove(&link.addr) {
+                        d.stop.set(true);
                     }
                     let short = self.short(group);
                     let links = self.receiver.borrow().links(group).len();
@@ -413,6 +458,50 @@ impl SrtlaShard {
                 }
             }
         }
+    }
+
+    /// Open a socket on `locals[listen]` connected to `link`, and a task that
+    /// hands its datagrams to this shard as if heard here. Without it (the
+    /// bind failed) the link's datagrams keep coming through its origin shard.
+    fn direct(self: &Rc<Self>, listen: usize, link: SocketAddr) {
+        if self.direct.borrow().contains_key(&link) {
+            return;
+        }
+        let Some(&local) = self.locals.get(listen) else {
+            return;
+        };
+        let sock = match bind_connected(local, link) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(link = %link, error = %e, "srtla: no connected socket for the link");
+                return;
+            }
+        };
+        let _ = sock.set_read_timeout(Some(DIRECT_CHECK));
+        let d = Rc::new(Direct {
+            stop: std::cell::Cell::new(false),
+        });
+        self.direct.borrow_mut().insert(link, d.clone());
+        let this = self.clone();
+        glommio::spawn_local(async move {
+            let mut buf = fresh_buffer();
+            while !d.stop.get() && !this.shard.is_stopping() {
+                if buf.len() < MAX_DATAGRAM {
+                    buf = fresh_buffer();
+                }
+                let len = match sock.recv(&mut buf[..MAX_DATAGRAM]).await {
+                    Ok(len) if len < MAX_DATAGRAM => len,
+                    Ok(_) => {
+                        GatewayCounters::inc(&this.shard.metrics.gateway.srtla_malformed);
+                        continue;
+                    }
+                    Err(_) => continue, // the timeout: look at `stop` again
+                };
+                let data = buf.split_to(len).freeze();
+                this.on_datagram(this.shard.id, listen, link, data).await;
+            }
+        })
+        .detach();
     }
 
     async fn send(&self, via: Via, to: SocketAddr, data: &[u8]) {
