@@ -22,18 +22,18 @@ const BOND_PUBLISH_OPTS: &str = "&latency=1000000";
 /// two spaces) in `srtla:`; paths under `bond/` have 1 s of latency.
 fn start_gateway(dir: &TestDir, extra_srtla: &str) -> (Gateway, u16) {
     let srtla_port = free_udp_port();
-    let gw = Gateway::start_with(dir, |port| srtla_config(port, srtla_port, extra_srtla, ""));
+    let gw = Gateway::start_with(dir, |port| srtla_config(port, srtla_port, extra_srtla));
     (gw, srtla_port)
 }
 
-fn srtla_config(port: u16, srtla_port: u16, extra_srtla: &str, extra_srt: &str) -> String {
+fn srtla_config(port: u16, srtla_port: u16, extra_srtla: &str) -> String {
     format!(
         r#"workers: 2
 log: {{ level: "info" }}
 srt:
   listen: ["127.0.0.1:{port}"]
   latency: 120ms
-{extra_srt}srtla:
+srtla:
   listen: ["127.0.0.1:{srtla_port}"]
   link_timeout: 3s
   group_timeout: 4s
@@ -192,7 +192,7 @@ fn bonded_ingest_over_ipv6() {
     let dir = TestDir::new("srtla_ipv6");
     let srtla_port = free_udp_port();
     let mut gw = Gateway::start_with(&dir, |port| {
-        srtla_config(port, srtla_port, "", "").replace(
+        srtla_config(port, srtla_port, "").replace(
             &format!("listen: [\"127.0.0.1:{srtla_port}\"]"),
             &format!("listen: [\"127.0.0.1:{srtla_port}\", \"[::1]:{srtla_port}\"]"),
         )
@@ -325,7 +325,6 @@ fn delayed_links_run(dir: &TestDir, name: &str, max_hold: &str) -> String {
             port,
             srtla_port,
             &format!("  max_reorder_hold: {max_hold}\n"),
-            "",
         )
     });
     let ms = Duration::from_millis;
