@@ -50,6 +50,11 @@ impl Shard {
         self.config.borrow().clone()
     }
 
+    /// Read the configuration without taking a reference count (per-packet paths).
+    pub fn with_config<R>(&self, f: impl FnOnce(&Config) -> R) -> R {
+        f(&self.config.borrow())
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stopping.get()
     }

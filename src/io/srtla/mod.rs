@@ -119,6 +119,8 @@ pub struct SrtlaShard {
     acceptor: Acceptor,
     rng: RefCell<StdRng>,
     events: RefCell<Vec<Event>>,
+    /// Reused for the destinations of each packet a session sends.
+    route_buf: RefCell<Vec<(SocketAddr, Via)>>,
     logs: RefCell<Logs>,
 }
 
@@ -218,6 +220,7 @@ impl SrtlaShard {
             routes: RefCell::new(HashMap::new()),
             rng: RefCell::new(StdRng::from_entropy()),
             events: RefCell::new(Vec::new()),
+            route_buf: RefCell::new(Vec::new()),
             logs: RefCell::new(Logs {
                 refused: RateLimit::new(Duration::from_secs(1), 10),
                 limits: RateLimit::new(Duration::from_secs(10), 5),
@@ -272,7 +275,7 @@ impl SrtlaShard {
     ) {
         let now = Instant::now();
         if origin == self.shard.id {
-            if !self.shard.config().srtla.allows(from.ip()) {
+            if !self.shard.with_config(|c| c.srtla.allows(from.ip())) {
                 self.refuse_source(listen, from, &data).await;
                 return;
             }
@@ -613,11 +616,13 @@ impl SrtlaShard {
 
     /// Send one SRT packet of a group over its links.
     pub(crate) async fn send_routed(&self, now: Instant, group: Handle, data: &[u8]) {
-        let mut to = Vec::new();
+        let mut to = std::mem::take(&mut *self.route_buf.borrow_mut());
         self.receiver.borrow_mut().route(now, group, data, &mut to);
-        for (addr, via) in to {
+        for &(addr, via) in &to {
             self.send(via, addr, data).await;
         }
+        to.clear();
+        *self.route_buf.borrow_mut() = to;
     }
 
     /// Timeouts, new limits from the configuration, and figures for the API.
