@@ -561,7 +561,11 @@ impl SrtlaShard {
     /// An SRT packet of a group: to its session, or to its handshake.
     async fn on_srt(self: &Rc<Self>, now: Instant, group: Handle, mut data: Bytes) {
         let len = data.len();
-        let Ok(packet) = Packet::parse(&mut data, false) else {
+        // Handshakes carry the caller's address; IPv6 groups parse it as such.
+        let Some(ipv6) = self.groups.borrow().get(&group).map(|g| g.addr.is_ipv6()) else {
+            return;
+        };
+        let Ok(packet) = Packet::parse(&mut data, ipv6) else {
             GatewayCounters::inc(&self.shard.metrics.gateway.srt_malformed);
             return;
         };
