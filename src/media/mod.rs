@@ -7,6 +7,7 @@
 
 pub mod bus;
 pub mod frame;
+pub mod hls;
 pub mod hub;
 pub mod registry;
 
