@@ -1,0 +1,3 @@
+//! I/O layers.
+
+pub mod http;
