@@ -27,21 +27,12 @@ fn start_gateway(dir: &TestDir, extra_srtla: &str) -> (Gateway, u16) {
 }
 
 fn srtla_config(port: u16, srtla_port: u16, extra_srtla: &str) -> String {
-    format!(
-        r#"workers: 2
-log: {{ level: "info" }}
-srt:
-  listen: ["127.0.0.1:{port}"]
-  latency: 120ms
-srtla:
-  listen: ["127.0.0.1:{srtla_port}"]
-  link_timeout: 3s
-  group_timeout: 4s
-{extra_srtla}paths:
-  - name: "bond/*"
-    latency: 1000ms
-  - name: "live/*"
-"#
+    let bond_paths = "  - name: \"bond/*\"\n    latency: 1000ms\n";
+    config_with(port, "", bond_paths).replace(
+        "srtla:\n  enabled: false\n",
+        &format!(
+            "srtla:\n  listen: [\"127.0.0.1:{srtla_port}\"]\n  link_timeout: 3s\n  group_timeout: 4s\n{extra_srtla}"
+        ),
     )
 }
 

@@ -53,7 +53,7 @@ pub struct GroupInfo {
     /// The id in logs: the first four bytes of the SRTLA group id.
     pub short: u32,
     pub shard: usize,
-    /// Where the first registration came from.
+    /// Where the REG1 came from: the group's address as an SRT caller.
     pub peer: SocketAddr,
     pub started: SystemTime,
     /// The stream path and SRT session, once its SRT handshake is accepted.

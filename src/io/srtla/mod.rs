@@ -81,8 +81,6 @@ enum SrtPeer {
 struct GroupSide {
     peer: SrtPeer,
     info: Arc<GroupInfo>,
-    /// The group's address as an SRT caller: where its REG1 came from.
-    addr: SocketAddr,
 }
 
 struct Logs {
@@ -274,33 +272,35 @@ impl SrtlaShard {
         data: Bytes,
     ) {
         let now = Instant::now();
+        // Registrations name their group (REG1: its short id; REG2: its home).
+        let (reg1, reg2_home) = match packet::classify(&data) {
+            packet::Datagram::Reg1(id) => (Some(groups::short_id(id)), None),
+            packet::Datagram::Reg2(id) => (None, Some(usize::from(groups::home_of(id)))),
+            _ => (None, None),
+        };
         if origin == self.shard.id {
             if !self.shard.with_config(|c| c.srtla.allows(from.ip())) {
                 self.refuse_source(listen, from, &data).await;
                 return;
             }
-            let home = self.home_of(now, from, &data);
+            let home = self.home_of(now, from, reg2_home);
             if home != self.shard.id {
                 self.forward(home, listen, from, data);
                 return;
             }
         }
         // max_groups holds for the whole process, not per shard.
-        let reserved = match packet::classify(&data) {
-            packet::Datagram::Reg1(id) => {
-                let table = &self.shard.metrics.srtla;
-                if !table.try_reserve(self.shard.config().srtla.max_groups) {
-                    let reply = packet::bare(packet::REG_NAK);
-                    self.send(via(origin, listen), from, &reply).await;
-                    GatewayCounters::inc(&self.shard.metrics.gateway.srtla_refused);
-                    let reason = "group limit reached (srtla.max_groups)";
-                    self.refused_log(from, reason, Some(groups::short_id(id)));
-                    return;
-                }
-                true
+        let reserved = reg1.is_some();
+        if reserved {
+            let max = self.shard.with_config(|c| c.srtla.max_groups);
+            if !self.shard.metrics.srtla.try_reserve(max) {
+                let reply = packet::bare(packet::REG_NAK);
+                self.send(via(origin, listen), from, &reply).await;
+                GatewayCounters::inc(&self.shard.metrics.gateway.srtla_refused);
+                self.refused_log(from, "group limit reached (srtla.max_groups)", reg1);
+                return;
             }
-            _ => false,
-        };
+        }
         let mut events = std::mem::take(&mut *self.events.borrow_mut());
         {
             let mut rng = self.rng.borrow_mut();
@@ -322,10 +322,10 @@ impl SrtlaShard {
         }
     }
 
-    /// Which shard's groups `from` belongs to (or will, for a REG2).
-    fn home_of(&self, now: Instant, from: SocketAddr, data: &[u8]) -> usize {
-        if let packet::Datagram::Reg2(id) = packet::classify(data) {
-            let home = usize::from(groups::home_of(id));
+    /// Which shard's groups `from` belongs to (or will: `reg2_home` is the
+    /// home a REG2's group id names).
+    fn home_of(&self, now: Instant, from: SocketAddr, reg2_home: Option<usize>) -> usize {
+        if let Some(home) = reg2_home {
             if home == self.shard.id || home >= self.shard.count {
                 return self.shard.id;
             }
@@ -445,7 +445,7 @@ impl SrtlaShard {
                         d.stop.set(true);
                     }
                     let short = self.short(group);
-                    let links = self.receiver.borrow().links(group).len();
+                    let links = self.receiver.borrow().link_count(group);
                     let rtt_ms = link.rtt.map_or(-1.0, |r| r.as_secs_f64() * 1000.0);
                     info!(group = %format_args!("{short:08x}"), link = %link.addr, links,
                         packets = link.packets, bytes = link.bytes, naks = link.naks, rtt_ms,
@@ -532,7 +532,6 @@ impl SrtlaShard {
             GroupSide {
                 peer: SrtPeer::None,
                 info,
-                addr: from,
             },
         );
         info!(group = %format_args!("{short:08x}"), peer = %from, shard = self.shard.id,
@@ -562,7 +561,12 @@ impl SrtlaShard {
     async fn on_srt(self: &Rc<Self>, now: Instant, group: Handle, mut data: Bytes) {
         let len = data.len();
         // Handshakes carry the caller's address; IPv6 groups parse it as such.
-        let Some(ipv6) = self.groups.borrow().get(&group).map(|g| g.addr.is_ipv6()) else {
+        let Some(ipv6) = self
+            .groups
+            .borrow()
+            .get(&group)
+            .map(|g| g.info.peer.is_ipv6())
+        else {
             return;
         };
         let Ok(packet) = Packet::parse(&mut data, ipv6) else {
@@ -602,7 +606,9 @@ impl SrtlaShard {
                     self.shard.config().srtla.max_reorder_hold,
                 ))
             };
-            let (answers, next) = self.acceptor.step(side.addr, pending, packet, now, port);
+            let (answers, next) = self
+                .acceptor
+                .step(side.info.peer, pending, packet, now, port);
             match next {
                 Next::Keep | Next::Reject(_) => {}
                 Next::Drop => side.peer = SrtPeer::None,

@@ -1,15 +1,12 @@
-//! AAC: ADTS header parsing (ISO/IEC 13818-7 §6.2 / 14496-3 §1.A.2) and the two-byte
+//! AAC for fMP4: the ADTS checks an `mp4a` sample needs (on top of
+//! [`crate::proto::codec::aac`]'s header parser) and the two-byte
 //! `AudioSpecificConfig` (14496-3 §1.6.2.1) carried in the `esds` box.
 
 use super::error::Fmp4Error;
-
-/// Sampling frequencies by `sampling_frequency_index`.
-const SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
+use crate::proto::codec::aac::{AdtsError, AdtsHeader};
 
 /// Samples per AAC frame (ADTS never signals the 960-sample variant).
-pub(crate) const SAMPLES_PER_FRAME: u32 = 1024;
+pub(crate) use crate::proto::codec::aac::SAMPLES_PER_BLOCK as SAMPLES_PER_FRAME;
 
 /// The fields of one ADTS header the muxer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,54 +23,40 @@ pub(crate) struct Adts {
 }
 
 impl Adts {
-    /// Parses and validates the ADTS header of `data`, which must hold exactly one frame.
+    /// Parses the ADTS header of `data` ([`AdtsHeader::parse`]) and checks what
+    /// an `mp4a` sample needs: exactly one frame with one raw data block, and a
+    /// channel configuration in the header (not in-band).
     pub(crate) fn parse(data: &[u8]) -> Result<Self, Fmp4Error> {
-        let h = data
-            .get(..7)
-            .ok_or(Fmp4Error::MalformedAdts("shorter than the 7-byte header"))?;
-        if h[0] != 0xff || h[1] & 0xf0 != 0xf0 {
-            return Err(Fmp4Error::MalformedAdts("missing 0xFFF syncword"));
-        }
-        if h[1] & 0x06 != 0 {
-            return Err(Fmp4Error::MalformedAdts("layer is not 0"));
-        }
-        let header_len = if h[1] & 0x01 == 1 { 7 } else { 9 };
-        let object_type = (h[2] >> 6) + 1;
-        let sample_rate_index = (h[2] >> 2) & 0x0f;
-        let sample_rate =
-            *SAMPLE_RATES
-                .get(usize::from(sample_rate_index))
-                .ok_or(Fmp4Error::MalformedAdts(
-                    "reserved sampling_frequency_index",
-                ))?;
-        let channel_config = ((h[2] & 0x01) << 2) | (h[3] >> 6);
-        if channel_config == 0 {
+        let h = AdtsHeader::parse(data).map_err(|e| {
+            Fmp4Error::MalformedAdts(match e {
+                AdtsError::Truncated { .. } => "shorter than the 7-byte header",
+                AdtsError::BadSync => "missing 0xFFF syncword (or layer is not 0)",
+                AdtsError::BadSampleRate(_) => "reserved sampling_frequency_index",
+                AdtsError::BadFrameLength(_) => "frame_length not beyond header",
+            })
+        })?;
+        if h.channels == 0 {
             return Err(Fmp4Error::MalformedAdts(
                 "channel_configuration 0 (in-band PCE) is not supported",
             ));
         }
-        let frame_len =
-            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
-        if h[6] & 0x03 != 0 {
+        if h.raw_blocks != 1 {
             return Err(Fmp4Error::MalformedAdts(
                 "more than one raw data block per frame is not supported",
             ));
         }
-        if frame_len <= header_len {
-            return Err(Fmp4Error::MalformedAdts("frame_length not beyond header"));
-        }
-        if frame_len != data.len() {
+        if h.frame_len != data.len() {
             return Err(Fmp4Error::MalformedAdts(
                 "frame_length differs from payload size (expected exactly one frame)",
             ));
         }
         Ok(Self {
-            object_type,
-            sample_rate_index,
-            sample_rate,
-            channel_config,
-            header_len,
-            frame_len,
+            object_type: h.profile + 1,
+            sample_rate_index: h.sample_rate_index,
+            sample_rate: h.sample_rate,
+            channel_config: h.channels,
+            header_len: h.header_len,
+            frame_len: h.frame_len,
         })
     }
 

@@ -3,10 +3,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::annexb::NalUnits;
 use super::bits::{to_rbsp, BitError, BitReader, BitResult};
 use super::error::Fmp4Error;
 use crate::media::frame::{Codec, Frame};
+use crate::proto::codec::h264::nal_units;
 
 pub(crate) const NAL_SPS: u8 = 7;
 pub(crate) const NAL_PPS: u8 = 8;
@@ -214,13 +214,38 @@ pub(crate) fn upsert(list: &mut Vec<(u32, Bytes)>, id: u32, nal: Bytes) {
     }
 }
 
+/// What collecting parameter sets answers when one is missing: an error on a
+/// keyframe (it must carry them), "not yet" on any other frame.
+pub(crate) fn missing<T>(
+    frame: &Frame,
+    codec: Codec,
+    what: &'static str,
+) -> Result<Option<T>, Fmp4Error> {
+    if frame.key {
+        Err(Fmp4Error::MissingParameterSet { codec, what })
+    } else {
+        Ok(None)
+    }
+}
+
+/// The SPS the first PPS refers to, or the first SPS (of a non-empty list).
+pub(crate) fn active_sps(sps: &[(u32, Bytes)], first_pps_sps_id: Option<u32>) -> Option<&Bytes> {
+    let id = first_pps_sps_id.or(sps.first().map(|(id, _)| *id))?;
+    sps.iter().find(|(i, _)| *i == id).map(|(_, nal)| nal)
+}
+
+/// Parameter sets in order, without their ids.
+pub(crate) fn without_ids(list: Vec<(u32, Bytes)>) -> Vec<Bytes> {
+    list.into_iter().map(|(_, nal)| nal).collect()
+}
+
 /// Collects SPS/PPS from a frame. `Ok(None)` if a non-key frame lacks them.
 /// Parameter sets are copied (they are small) so the config does not pin the frame buffer.
 pub(crate) fn collect(frame: &Frame) -> Result<Option<AvcParams>, Fmp4Error> {
     let mut sps: Vec<(u32, Bytes)> = Vec::new();
     let mut pps: Vec<(u32, Bytes)> = Vec::new();
     let mut first_pps_sps_id = None;
-    for nal in NalUnits::new(&frame.data) {
+    for nal in nal_units(&frame.data) {
         match nal_type(nal) {
             NAL_SPS => {
                 let id = parse_sps(nal)?.id;
@@ -234,30 +259,20 @@ pub(crate) fn collect(frame: &Frame) -> Result<Option<AvcParams>, Fmp4Error> {
             _ => {}
         }
     }
-    let missing = |what| {
-        if frame.key {
-            Err(Fmp4Error::MissingParameterSet {
-                codec: Codec::H264,
-                what,
-            })
-        } else {
-            Ok(None)
-        }
-    };
+    let missing = |what| missing(frame, Codec::H264, what);
     if sps.is_empty() {
         return missing("SPS");
     }
     if pps.is_empty() {
         return missing("PPS");
     }
-    let active_id = first_pps_sps_id.unwrap_or(sps[0].0);
-    let Some((_, active_nal)) = sps.iter().find(|(id, _)| *id == active_id) else {
+    let Some(active_nal) = active_sps(&sps, first_pps_sps_id) else {
         return missing("SPS referenced by the PPS");
     };
     let active = parse_sps(active_nal)?;
     Ok(Some(AvcParams {
-        sps: sps.into_iter().map(|(_, n)| n).collect(),
-        pps: pps.into_iter().map(|(_, n)| n).collect(),
+        sps: without_ids(sps),
+        pps: without_ids(pps),
         active,
     }))
 }

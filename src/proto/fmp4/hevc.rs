@@ -6,11 +6,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::annexb::NalUnits;
-use super::avc::{put_units, upsert};
+use super::avc::{active_sps, missing, put_units, upsert, without_ids};
 use super::bits::{to_rbsp, BitError, BitReader, BitResult};
 use super::error::Fmp4Error;
 use crate::media::frame::{Codec, Frame};
+use crate::proto::codec::h264::nal_units;
 
 pub(crate) const NAL_VPS: u8 = 32;
 pub(crate) const NAL_SPS: u8 = 33;
@@ -176,7 +176,7 @@ pub(crate) fn collect(frame: &Frame) -> Result<Option<HevcParams>, Fmp4Error> {
     let mut sps = Vec::new();
     let mut pps = Vec::new();
     let mut first_pps_sps_id = None;
-    for nal in NalUnits::new(&frame.data) {
+    for nal in nal_units(&frame.data) {
         let unit = || Bytes::copy_from_slice(nal);
         match nal_type(nal) {
             NAL_VPS => upsert(&mut vps, parse_vps_id(nal)?, unit()),
@@ -189,16 +189,7 @@ pub(crate) fn collect(frame: &Frame) -> Result<Option<HevcParams>, Fmp4Error> {
             _ => {}
         }
     }
-    let missing = |what| {
-        if frame.key {
-            Err(Fmp4Error::MissingParameterSet {
-                codec: Codec::H265,
-                what,
-            })
-        } else {
-            Ok(None)
-        }
-    };
+    let missing = |what| missing(frame, Codec::H265, what);
     if vps.is_empty() {
         return missing("VPS");
     }
@@ -208,16 +199,14 @@ pub(crate) fn collect(frame: &Frame) -> Result<Option<HevcParams>, Fmp4Error> {
     if pps.is_empty() {
         return missing("PPS");
     }
-    let active_id = first_pps_sps_id.unwrap_or(sps[0].0);
-    let Some((_, active_nal)) = sps.iter().find(|(id, _)| *id == active_id) else {
+    let Some(active_nal) = active_sps(&sps, first_pps_sps_id) else {
         return missing("SPS referenced by the PPS");
     };
     let active = parse_sps(active_nal)?;
-    let strip = |v: Vec<(u32, Bytes)>| v.into_iter().map(|(_, n)| n).collect();
     Ok(Some(HevcParams {
-        vps: strip(vps),
-        sps: strip(sps),
-        pps: strip(pps),
+        vps: without_ids(vps),
+        sps: without_ids(sps),
+        pps: without_ids(pps),
         active,
     }))
 }

@@ -19,7 +19,6 @@
 //! See [`mux`] for the box layout and timing rules.
 
 mod aac;
-mod annexb;
 mod avc;
 mod bits;
 mod boxes;

@@ -68,11 +68,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::aac::{Adts, SAMPLES_PER_FRAME};
-use super::annexb::NalUnits;
 use super::boxes::{begin, begin_full, end, matrix, patch_u32, zeros};
 use super::error::Fmp4Error;
 use super::{avc, hevc};
 use crate::media::frame::{Codec, Frame};
+use crate::proto::codec::h264::nal_units;
 
 /// Video media timescale (the input's 90 kHz clock, so video timing is exact).
 pub const VIDEO_TIMESCALE: u32 = 90_000;
@@ -788,7 +788,7 @@ fn write_video_sample(
 ) -> Result<(), Fmp4Error> {
     let mut seen = false;
     let mut written = false;
-    for nal in NalUnits::new(data) {
+    for nal in nal_units(data) {
         seen = true;
         if is_droppable(codec, nal, param_sets) {
             continue;

@@ -197,6 +197,11 @@ impl Receiver {
         self.by_addr.contains_key(addr)
     }
 
+    /// How many links a group has.
+    pub fn link_count(&self, group: Handle) -> usize {
+        self.groups.get(&group).map_or(0, |g| g.links.len())
+    }
+
     /// The links of a group.
     pub fn links(&self, group: Handle) -> Vec<LinkStats> {
         self.groups

@@ -316,12 +316,7 @@ impl<T> Resequencer<T> {
     ) {
         let span = self.window_span();
         if ahead >= span && ahead - span >= MAX_JUMP {
-            if retransmitted {
-                out.push(item);
-            } else {
-                self.stats.resyncs += 1;
-                self.resync_to(seq, item, out);
-            }
+            self.jump(seq, retransmitted, item, out);
             return;
         }
         if ahead as usize >= MAX_BUFFERED {
@@ -339,6 +334,17 @@ impl<T> Resequencer<T> {
         self.drain(out);
     }
 
+    /// A sequence number far from anything seen: a retransmission of it passes
+    /// straight through; anything else means the stream restarted there.
+    fn jump(&mut self, seq: u32, retransmitted: bool, item: T, out: &mut Vec<T>) {
+        if retransmitted {
+            out.push(item);
+        } else {
+            self.stats.resyncs += 1;
+            self.resync_to(seq, item, out);
+        }
+    }
+
     /// Handles a packet behind `next` (`behind` ≥ 1 numbers behind).
     fn push_behind(
         &mut self,
@@ -351,12 +357,7 @@ impl<T> Resequencer<T> {
     ) {
         let behind = behind as usize;
         if behind > HISTORY {
-            if retransmitted {
-                out.push(item);
-            } else {
-                self.stats.resyncs += 1;
-                self.resync_to(seq, item, out);
-            }
+            self.jump(seq, retransmitted, item, out);
             return;
         }
         if behind > self.history_len {
