@@ -168,7 +168,11 @@ pub(super) fn from_parse_error(err: &YamlError, text: &str, origin: &str) -> Con
             d.hint = d
                 .key
                 .as_deref()
-                .and_then(|k| hint_for_srtla(k).or_else(|| hint_for_key(spans::last_key(k))))
+                .and_then(|k| {
+                    hint_for_srtla(k)
+                        .or_else(|| hint_for_http(k))
+                        .or_else(|| hint_for_key(spans::last_key(k)))
+                })
                 .map(str::to_owned);
         }
         YamlError::DuplicateMappingKey { key, .. } => {
@@ -201,7 +205,8 @@ pub(super) fn from_parse_error(err: &YamlError, text: &str, origin: &str) -> Con
     if tree.as_ref().is_some_and(|t| !t.root_is_map()) {
         d.key = None;
         d.message = "the top level must be a mapping of sections".to_owned();
-        d.hint = Some("valid top-level keys: workers, log, srt, srtla, paths".to_owned());
+        d.hint =
+            Some("valid top-level keys: workers, log, srt, srtla, http, hls, paths".to_owned());
     }
     ConfigError::Parse(Box::new(d))
 }
@@ -212,7 +217,11 @@ fn plain(err: &YamlError, key: Option<String>, text: &str, origin: &str) -> Diag
     let location = line_col(err);
     let hint = key
         .as_deref()
-        .and_then(|k| hint_for_srtla(k).or_else(|| hint_for_key(spans::last_key(k))))
+        .and_then(|k| {
+            hint_for_srtla(k)
+                .or_else(|| hint_for_http(k))
+                .or_else(|| hint_for_key(spans::last_key(k)))
+        })
         .map(str::to_owned);
     Diagnostic {
         origin: origin.to_owned(),
@@ -235,6 +244,30 @@ fn hint_for_srtla(key: &str) -> Option<&'static str> {
         "max_groups" | "max_links_per_group" => "a whole number, 1 or more",
         "link_timeout" | "group_timeout" | "max_reorder_hold" => duration::FORMS,
         a if a.starts_with("allow") => "a list of networks as ADDRESS/PREFIX, e.g. [\"10.0.0.0/8\", \"2001:db8::/32\"]",
+        _ => return None,
+    })
+}
+
+/// What a key of the `http:` and `hls:` sections accepts.
+fn hint_for_http(key: &str) -> Option<&'static str> {
+    if let Some(rest) = key.strip_prefix("http") {
+        return Some(match rest.trim_start_matches('.') {
+            "" => "a mapping with keys: enabled, listen, header_timeout, write_timeout, max_connections, max_request_head, cors_origin, root",
+            "enabled" => "true or false",
+            "listen" => "a list of IP address and TCP port pairs, e.g. [\"0.0.0.0:8080\", \"[::]:8080\"]",
+            "header_timeout" | "write_timeout" => duration::FORMS,
+            "max_connections" | "max_request_head" => "a whole number",
+            "cors_origin" | "root" => "a string",
+            _ => return None,
+        });
+    }
+    let rest = key.strip_prefix("hls")?;
+    Some(match rest.trim_start_matches('.') {
+        "" => "a mapping with keys: ll, ts, default, segment, part, window, keep_after_end, wait_for_segment",
+        "ll" | "ts" => "true or false",
+        "default" => "ll or ts",
+        "segment" | "part" | "keep_after_end" | "wait_for_segment" => duration::FORMS,
+        "window" => "a whole number, 2 to 100",
         _ => return None,
     })
 }

@@ -13,6 +13,7 @@
 
 pub mod duration;
 mod error;
+pub mod http;
 mod paths;
 mod spans;
 pub mod srtla;
@@ -27,6 +28,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Diagnostic};
+pub use http::{HlsConfig, HlsDefault, HttpConfig};
 pub use paths::{
     glob_matches, validate_rule_name, validate_stream_path, Denied, Mode, MAX_PATH_LEN,
 };
@@ -44,6 +46,10 @@ pub struct Config {
     pub srt: SrtConfig,
     #[serde(deserialize_with = "null_as_default")]
     pub srtla: SrtlaConfig,
+    #[serde(deserialize_with = "null_as_default")]
+    pub http: HttpConfig,
+    #[serde(deserialize_with = "null_as_default")]
+    pub hls: HlsConfig,
     /// Ordered; the first rule whose name matches a path applies.
     #[serde(deserialize_with = "null_as_default")]
     pub paths: Vec<PathRule>,
@@ -176,6 +182,8 @@ impl Default for Config {
             log: LogConfig::default(),
             srt: SrtConfig::default(),
             srtla: SrtlaConfig::default(),
+            http: HttpConfig::default(),
+            hls: HlsConfig::default(),
             paths: vec![PathRule::new("live/*")],
         }
     }
@@ -279,6 +287,8 @@ impl Config {
             .map_err(|m| invalid("log.level", m, "a level (trace, debug, info, warn, error, off) or comma-separated `target=level` parts, e.g. info,srtgate::io=debug"))?;
         self.srt.validate()?;
         self.srtla.validate(&self.srt.listen)?;
+        self.http.validate()?;
+        self.hls.validate()?;
         if self.paths.is_empty() {
             return Err(invalid(
                 "paths",

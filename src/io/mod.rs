@@ -4,6 +4,7 @@
 
 pub mod bond;
 pub mod clock;
+pub mod http;
 pub mod runtime;
 pub mod shard;
 pub mod srt;

@@ -7,6 +7,7 @@
 //! unnoticed and the kernel would split traffic between the two programs).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -19,6 +20,7 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::io::http::{self, files::StaticFiles, routes::Routes, server::HttpServer};
 use crate::io::shard::Shard;
 use crate::io::srt::listener::SrtListener;
 use crate::io::srtla::SrtlaShard;
@@ -104,7 +106,47 @@ pub fn check_ports_free(config: &Config) -> anyhow::Result<()> {
     for addr in srtla_addresses(config) {
         check_udp_port(addr).with_context(|| format!("srtla.listen {addr}"))?;
     }
+    for addr in http_addresses(config) {
+        check_tcp_port(addr).with_context(|| format!("http.listen {addr}"))?;
+    }
     Ok(())
+}
+
+/// The HTTP addresses to bind: none when disabled, and an IPv6 wildcard only
+/// where the host has IPv6.
+pub fn http_addresses(config: &Config) -> Vec<SocketAddr> {
+    if !config.http.enabled {
+        return Vec::new();
+    }
+    config
+        .http
+        .listen
+        .iter()
+        .copied()
+        .filter(|a| !(a.is_ipv6() && a.ip().is_unspecified() && !ipv6_available()))
+        .collect()
+}
+
+fn check_tcp_port(addr: SocketAddr) -> anyhow::Result<()> {
+    // A plain bind (SO_REUSEADDR for TIME_WAIT leftovers, no SO_REUSEPORT)
+    // fails if another program listens there.
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    match sock.bind(&addr.into()).and_then(|()| sock.listen(1)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow!(
+            "tcp {addr} (port {}) is already in use by another program",
+            addr.port()
+        )),
+        Err(e) => Err(anyhow!("cannot bind tcp {addr}: {e}")),
+    }
 }
 
 /// The SRTLA addresses to bind: none when disabled, and an IPv6 wildcard only
@@ -182,6 +224,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let io_memory = io_memory_for(memlock, shards);
     let signals = block_signals();
 
+    let files = Arc::new(if config.http.enabled {
+        let (files, warnings) = StaticFiles::load(Path::new(&config.http.root));
+        for w in warnings {
+            warn!("http: {w}");
+        }
+        files
+    } else {
+        StaticFiles::default()
+    });
     let config = Arc::new(config);
     let registry = Arc::new(Registry::default());
     let metrics = Arc::new(Metrics::default());
@@ -197,13 +248,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             let stop = stop.clone();
             let config = config.clone();
             move || {
-                let (config, registry, metrics, stop, mesh, ready) = (
+                let (config, registry, metrics, stop, mesh, ready, files) = (
                     config.clone(),
                     registry.clone(),
                     metrics.clone(),
                     stop.clone(),
                     mesh.clone(),
                     ready_tx.clone(),
+                    files.clone(),
                 );
                 let fallback_id = spawned.fetch_add(1, Ordering::Relaxed);
                 async move {
@@ -216,6 +268,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         mesh,
                         stop,
                         ready,
+                        files,
                     )
                     .await
                 }
@@ -240,10 +293,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if config.srtla.enabled && srtla.len() < config.srtla.listen.len() {
         warn!("IPv6 is not available on this host: SRTLA listens on IPv4 only");
     }
+    let http = http_addresses(&config);
+    if config.http.enabled && http.len() < config.http.listen.len() {
+        warn!("IPv6 is not available on this host: HTTP listens on IPv4 only");
+    }
     info!(
         workers = shards,
         srt = ?config.srt.listen,
         srtla = ?srtla,
+        http = ?http,
         io_memory_kib = io_memory >> 10,
         "srtgate ready"
     );
@@ -275,6 +333,7 @@ async fn shard_main(
     mesh: Option<MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>>,
     stop: Arc<AtomicBool>,
     ready: mpsc::Sender<Result<usize, String>>,
+    files: Arc<StaticFiles>,
 ) {
     let (peers, receivers) = match mesh {
         Some(m) => match m.join().await {
@@ -326,6 +385,31 @@ async fn shard_main(
         let srtla = SrtlaShard::new(shard.clone(), sockets, srtla.clone());
         shard.set_srtla(srtla.clone());
         srtla.spawn();
+    }
+    if config.http.enabled {
+        let routes = Routes::new(shard.clone(), files);
+        let server = HttpServer::new(&config.http, count, routes, shard.metrics.clone());
+        for addr in http_addresses(&config) {
+            match http::server::bind(addr) {
+                Ok(l) => {
+                    glommio::spawn_local(server.clone().run(l)).detach();
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("http.listen {addr}: cannot bind: {e}")));
+                    return;
+                }
+            }
+        }
+    }
+    {
+        let hub = shard.hub.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_secs(1)).await;
+                hub.hls.sweep(Instant::now());
+            }
+        })
+        .detach();
     }
     let _ = ready.send(Ok(id));
     wait_until_stopped(&shard, &stop).await;

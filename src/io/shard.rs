@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::io::srt::{Mailbox, StopReason};
 use crate::io::srtla::SrtlaShard;
+use crate::media::hls_streams::HlsMsg;
 use crate::media::hub::{Hub, ShardMsg};
 use crate::media::registry::Registry;
 use crate::metrics::Metrics;
@@ -33,7 +34,7 @@ impl Shard {
         metrics: Arc<Metrics>,
         peers: Option<glommio::channels::channel_mesh::Senders<ShardMsg>>,
     ) -> Rc<Self> {
-        let hub = Hub::new(id, registry, peers, config.srt.reader_queue);
+        let hub = Hub::new(id, count, registry, peers, &config);
         Rc::new(Self {
             id,
             count,
@@ -90,6 +91,15 @@ impl Shard {
     /// A message from another shard.
     pub async fn handle(&self, msg: ShardMsg) {
         match self.hub.handle(msg) {
+            Some(ShardMsg::Hls(HlsMsg::Get { from, id, req })) => {
+                // Answered in a task of its own: it may wait (blocking reload).
+                let hub = self.hub.clone();
+                glommio::spawn_local(async move {
+                    let res = hub.hls.answer(req).await;
+                    hub.hls_reply(from, id, res).await;
+                })
+                .detach();
+            }
             Some(ShardMsg::Kick { session }) => self.kick(self.id, session),
             Some(ShardMsg::Srtla(m)) => {
                 if let Some(srtla) = self.srtla.get() {

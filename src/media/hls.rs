@@ -48,6 +48,8 @@ pub struct TsHls {
     building: Option<(u64, BytesMut)>,
     last_dts: Option<i64>,
     evicted: Vec<u64>,
+    /// Counts playlist changes (segments started, the end).
+    version: u64,
 }
 
 impl TsHls {
@@ -64,7 +66,19 @@ impl TsHls {
             building: None,
             last_dts: None,
             evicted: Vec::new(),
+            version: 0,
         }
+    }
+
+    /// Number the first segment `msn`.
+    pub fn starting_at(mut self, msn: u64) -> Self {
+        self.playlist = self.playlist.starting_at(msn);
+        self
+    }
+
+    /// Changes whenever the playlist does.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Add one frame and the TS chunk the stream muxed for it.
@@ -75,6 +89,7 @@ impl TsHls {
                 self.playlist.discontinuity();
             }
             self.evicted.clear();
+            self.version += 1;
             let msn = self.playlist.start_segment(now, segment, &mut self.evicted);
             if let Some((done, bytes)) = self.building.take() {
                 if segment.is_some() {
@@ -99,6 +114,7 @@ impl TsHls {
             // The last frame's own duration is unknown; one frame at 25 fps is close.
             let segment = segment + Duration::from_millis(40);
             self.playlist.end(segment);
+            self.version += 1;
             self.segments.push_back((msn, bytes.freeze()));
         }
         self.segmenter.reset();
@@ -206,5 +222,51 @@ mod tests {
         let text = hls.playlist();
         assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
         assert!(text.contains("seg7.ts"), "{text}");
+    }
+}
+
+/// TEMPORARY stand-in until the LL-HLS variant lands.
+#[derive(Debug)]
+pub struct Fmp4Hls;
+#[allow(clippy::all, unused)]
+impl Fmp4Hls {
+    pub fn new(settings: &HlsSettings, tracks: &[crate::media::TrackInfo]) -> Self {
+        Self
+    }
+    pub fn starting_at(self, msn: u64) -> Self {
+        self
+    }
+    pub fn push(&mut self, frame: &Frame, now: SystemTime) {}
+    pub fn end(&mut self) {}
+    pub fn restart(&mut self, tracks: &[crate::media::TrackInfo]) {}
+    pub fn playlist(&self) -> String {
+        String::new()
+    }
+    pub fn is_playable(&self) -> bool {
+        false
+    }
+    pub fn check_blocking(&self, msn: u64, part: Option<usize>) -> Result<(), Blocking> {
+        Err(Blocking::Wait)
+    }
+    pub fn init(&self, name: &str) -> Option<Bytes> {
+        None
+    }
+    pub fn segment(&self, msn: u64) -> Option<Bytes> {
+        None
+    }
+    pub fn part(&self, msn: u64, part: usize) -> Option<Bytes> {
+        None
+    }
+    pub fn next_part(&self) -> Option<(u64, usize)> {
+        None
+    }
+    pub fn memory(&self) -> usize {
+        0
+    }
+    pub fn codecs(&self) -> Option<String> {
+        None
+    }
+    pub fn resolution(&self) -> Option<(u16, u16)> {
+        None
     }
 }

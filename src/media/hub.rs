@@ -18,6 +18,7 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
 
 use super::bus::{Bus, EndReason, Reader};
+use super::hls_streams::{HlsMsg, HlsRequest, HlsResponse, HlsStreams, Notify};
 use super::registry::{shards_in, Publisher, Registry};
 use super::{Frame, TrackInfo, TsChunk};
 use crate::proto::ts::TsMuxer;
@@ -47,6 +48,8 @@ pub enum ShardMsg {
     Kick { session: u64 },
     /// For the shard's SRTLA shell.
     Srtla(crate::io::srtla::SrtlaMsg),
+    /// For the HLS home of a path, or a reply from it.
+    Hls(HlsMsg),
 }
 
 /// Relay counters of one shard.
@@ -105,7 +108,15 @@ impl Feed {
 /// The per-shard directory of feeds and the relay endpoints.
 pub struct Hub {
     pub shard: usize,
+    /// Number of shards.
+    pub shards: usize,
     registry: Arc<Registry>,
+    /// The HLS streams whose home is this shard.
+    pub hls: Rc<HlsStreams>,
+    hls_on: Cell<bool>,
+    /// HLS requests sent to other shards, waiting for their reply.
+    pending: RefCell<HashMap<u64, Rc<ReplySlot>>>,
+    next_request: Cell<u64>,
     peers: Option<Senders<ShardMsg>>,
     feeds: RefCell<HashMap<Arc<str>, Rc<Feed>>>,
     reader_queue: Cell<usize>,
@@ -115,12 +126,19 @@ pub struct Hub {
 impl Hub {
     pub fn new(
         shard: usize,
+        shards: usize,
         registry: Arc<Registry>,
         peers: Option<Senders<ShardMsg>>,
-        reader_queue: usize,
+        config: &crate::config::Config,
     ) -> Rc<Self> {
+        let reader_queue = config.srt.reader_queue;
         Rc::new(Self {
             shard,
+            shards: shards.max(1),
+            hls: HlsStreams::new(registry.clone(), config.hls.clone()),
+            hls_on: Cell::new(config.hls.enabled()),
+            pending: RefCell::new(HashMap::new()),
+            next_request: Cell::new(0),
             registry,
             peers,
             feeds: RefCell::new(HashMap::new()),
@@ -139,6 +157,69 @@ impl Hub {
 
     pub fn set_reader_queue(&self, n: usize) {
         self.reader_queue.set(n);
+    }
+
+    /// The shard that is home to `path`'s HLS output (FNV-1a of the path).
+    pub fn hls_home(&self, path: &str) -> usize {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in path.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % self.shards as u64) as usize
+    }
+
+    /// Hand a publisher's HLS message to the path's home; false if it was dropped.
+    fn hls_publish(&self, path: &str, msg: HlsMsg) -> bool {
+        let home = self.hls_home(path);
+        if home == self.shard {
+            self.hls.publish(msg);
+            true
+        } else {
+            self.send(home, ShardMsg::Hls(msg))
+        }
+    }
+
+    /// Answer an HLS request, asking the path's home shard if it is another
+    /// one. `timeout` bounds the wait for a reply from there.
+    pub async fn hls_request(&self, req: HlsRequest, timeout: Duration) -> HlsResponse {
+        let home = self.hls_home(&req.path);
+        if home == self.shard {
+            return self.hls.answer(req).await;
+        }
+        let id = self.next_request.get() + 1;
+        self.next_request.set(id);
+        let slot = Rc::new(ReplySlot::default());
+        self.pending.borrow_mut().insert(id, slot.clone());
+        let msg = ShardMsg::Hls(HlsMsg::Get {
+            from: self.shard,
+            id,
+            req,
+        });
+        let res = if self.send(home, msg) {
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                let seen = slot.ready.version();
+                if let Some(res) = slot.res.borrow_mut().take() {
+                    break Some(res);
+                }
+                if !slot.ready.wait_until(seen, deadline).await {
+                    break None;
+                }
+            }
+        } else {
+            None
+        };
+        self.pending.borrow_mut().remove(&id);
+        res.unwrap_or_else(|| HlsResponse::error(503, "busy: the stream's shard did not answer"))
+    }
+
+    /// Send a reply to an HLS request from another shard, waiting for room.
+    pub async fn hls_reply(&self, to: usize, id: u64, res: HlsResponse) {
+        if let Some(peers) = &self.peers {
+            let _ = peers
+                .send_to(to, ShardMsg::Hls(HlsMsg::Reply { id, res }))
+                .await;
+        }
     }
 
     pub fn feed(&self, path: &str) -> Option<Rc<Feed>> {
@@ -225,6 +306,8 @@ impl Hub {
             muxer: None,
             has_video: false,
             grace,
+            hls: None,
+            hls_seq: 0,
         };
         Ok((publication, claim.replaced))
     }
@@ -254,8 +337,8 @@ impl Hub {
         }
     }
 
-    /// Handle a relay message from another shard (all but `Kick` and `Srtla`, which the
-    /// session layer owns; it is returned).
+    /// Handle a relay message from another shard (all but `Kick`, `Srtla` and
+    /// HLS `Get`, which the shard layer owns; it is returned).
     pub fn handle(&self, msg: ShardMsg) -> Option<ShardMsg> {
         match msg {
             ShardMsg::Subscribe { path, shard } => {
@@ -316,6 +399,14 @@ impl Hub {
                     }
                 }
             }
+            ShardMsg::Hls(HlsMsg::Reply { id, res }) => {
+                if let Some(slot) = self.pending.borrow().get(&id) {
+                    *slot.res.borrow_mut() = Some(res);
+                    slot.ready.notify();
+                }
+            }
+            ShardMsg::Hls(get @ HlsMsg::Get { .. }) => return Some(ShardMsg::Hls(get)),
+            ShardMsg::Hls(msg) => self.hls.publish(msg),
             other @ (ShardMsg::Kick { .. } | ShardMsg::Srtla(_)) => return Some(other),
         }
         None
@@ -334,6 +425,13 @@ impl Hub {
             feed.frames.end(EndReason::Closed);
         }
     }
+}
+
+/// Where the reply to an HLS request sent to another shard lands.
+#[derive(Default)]
+struct ReplySlot {
+    res: RefCell<Option<HlsResponse>>,
+    ready: Notify,
 }
 
 /// A reader's handle on a feed; dropping it leaves.
@@ -362,6 +460,9 @@ pub struct Publication {
     has_video: bool,
     /// How long readers may wait for a new publisher when this one goes.
     grace: Duration,
+    /// HLS: the tracks, and whether the path's home has been told about them.
+    hls: Option<(Vec<TrackInfo>, bool)>,
+    hls_seq: u64,
 }
 
 impl Publication {
@@ -378,6 +479,43 @@ impl Publication {
         self.has_video = tracks.iter().any(|t| t.codec.is_video());
         self.muxer = Some(TsMuxer::new(tracks));
         *self.feed.tracks.borrow_mut() = tracks.to_vec();
+        self.hub.registry.set_tracks(
+            &self.feed.path,
+            self.gen,
+            tracks.iter().map(|t| t.codec).collect(),
+        );
+        if self.hub.hls_on.get() {
+            self.hls = Some((tracks.to_vec(), false));
+        }
+    }
+
+    /// Send a frame to the path's HLS home (telling it the tracks first).
+    fn push_hls(&mut self, frame: &Frame, chunk: &Bytes) {
+        let Some((tracks, started)) = &mut self.hls else {
+            return;
+        };
+        let path = &self.feed.path;
+        if !*started {
+            let start = HlsMsg::Start {
+                path: path.clone(),
+                gen: self.gen,
+                tracks: tracks.clone(),
+            };
+            *started = self.hub.hls_publish(path, start);
+            if !*started {
+                return;
+            }
+        }
+        let msg = HlsMsg::Frame {
+            path: path.clone(),
+            gen: self.gen,
+            seq: self.hls_seq,
+            frame: frame.clone(),
+            chunk: chunk.clone(),
+        };
+        // A frame that does not get there is noticed by the gap in `seq`.
+        self.hub.hls_publish(path, msg);
+        self.hls_seq += 1;
     }
 
     pub fn push(&mut self, frame: Frame) {
@@ -394,6 +532,7 @@ impl Publication {
             true
         };
         let chunk = muxer.mux(&frame);
+        self.push_hls(&frame, &chunk);
         self.feed.frames.publish(frame, key);
         let mut remotes = self.feed.remotes.borrow_mut();
         for remote in remotes.iter_mut() {
@@ -426,6 +565,15 @@ impl Publication {
 impl Drop for Publication {
     fn drop(&mut self) {
         let hub = &self.hub;
+        if matches!(self.hls, Some((_, true))) {
+            let end = HlsMsg::End {
+                path: self.feed.path.clone(),
+                gen: self.gen,
+            };
+            if !hub.hls_publish(&self.feed.path, end) {
+                tracing::warn!(path = &*self.feed.path, "hls: end of stream not delivered; the playlist ends when the next publisher comes");
+            }
+        }
         if let Some(interest) = hub.registry.release(&self.feed.path, self.gen) {
             for shard in shards_in(interest).filter(|&s| s != hub.shard) {
                 hub.send(

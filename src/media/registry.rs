@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use super::Codec;
+
 /// Shards are identified by their index; interest is a bit set (at most 64 shards).
 pub const MAX_SHARDS: usize = 64;
 
@@ -24,6 +26,8 @@ pub struct Publisher {
 struct PathState {
     publisher: Option<Publisher>,
     interest: u64,
+    /// The current publisher's tracks, once known.
+    tracks: Vec<Codec>,
 }
 
 /// A successful claim of a path by a publisher.
@@ -69,6 +73,7 @@ impl Registry {
             }
         }
         let gen = self.next_gen.fetch_add(1, Ordering::Relaxed) + 1;
+        state.tracks.clear();
         let replaced = state.publisher.replace(Publisher {
             shard,
             session,
@@ -114,6 +119,26 @@ impl Registry {
             paths.remove(path);
         }
         publisher
+    }
+
+    /// Record the tracks of publisher generation `gen`.
+    pub fn set_tracks(&self, path: &str, gen: u64, tracks: Vec<Codec>) {
+        if let Some(state) = self.lock().get_mut(path) {
+            if state.publisher.map(|p| p.gen) == Some(gen) {
+                state.tracks = tracks;
+            }
+        }
+    }
+
+    /// Paths with a publisher and their tracks, sorted by path.
+    pub fn live(&self) -> Vec<(String, Publisher, Vec<Codec>)> {
+        let mut v: Vec<_> = self
+            .lock()
+            .iter()
+            .filter_map(|(k, v)| v.publisher.map(|p| (k.clone(), p, v.tracks.clone())))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Paths with a publisher (for logs and the API).

@@ -86,6 +86,29 @@ impl GatewayCounters {
     }
 }
 
+/// HTTP server counters (all shards).
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    pub accepted: AtomicU64,
+    pub open: AtomicU64,
+    /// Connections answered 503 because the connection limit was reached.
+    pub refused_busy: AtomicU64,
+    /// Connections closed for a malformed or oversized request head.
+    pub bad_requests: AtomicU64,
+    /// Connections closed by the header (idle) timeout or a stalled write.
+    pub timed_out: AtomicU64,
+    /// Requests answered, by class.
+    pub requests: AtomicU64,
+    pub not_found: AtomicU64,
+    /// Requests refused: traversal attempts, bad paths, methods, credentials.
+    pub refused: AtomicU64,
+    /// HLS requests handed to another shard, and those that got no answer.
+    pub hls_forwarded: AtomicU64,
+    pub hls_forward_failed: AtomicU64,
+    /// Bytes of response bodies for HLS segments, parts and playlists.
+    pub hls_bytes: AtomicU64,
+}
+
 /// The process-wide table of sessions and counters.
 #[derive(Debug)]
 pub struct Metrics {
@@ -94,6 +117,7 @@ pub struct Metrics {
     id_seed: u64,
     pub gateway: GatewayCounters,
     pub srtla: srtla::SrtlaTable,
+    pub http: HttpCounters,
 }
 
 impl Default for Metrics {
@@ -105,6 +129,7 @@ impl Default for Metrics {
             id_seed: rand::random(),
             gateway: GatewayCounters::default(),
             srtla: srtla::SrtlaTable::default(),
+            http: HttpCounters::default(),
         }
     }
 }

@@ -470,6 +470,8 @@ srt:
   latency: 120ms
 {extra_srt}srtla:
   enabled: false
+http:
+  enabled: false
 paths:
 {extra_paths}  - name: "secure/aes128"
     passphrase: "0123456789abcdef"

@@ -98,6 +98,14 @@ impl Playlist {
         }
     }
 
+    /// Number the first segment `msn` (for names never reused by a later stream).
+    pub fn starting_at(mut self, msn: u64) -> Self {
+        if self.segments.is_empty() {
+            self.next_msn = msn;
+        }
+        self
+    }
+
     pub fn variant(&self) -> Variant {
         self.variant
     }

@@ -1,0 +1,619 @@
+//! The HLS streams one shard is home to, and the requests they answer.
+//!
+//! Each path's HLS output lives on one shard, its *home*, chosen by a hash of
+//! the path (not by the publisher's shard), so a publisher that reconnects and
+//! lands on another shard still continues the same playlist. The publisher's
+//! shard sends the home every frame with the TS chunk it muxed for it
+//! ([`HlsMsg::Frame`]; a direct call when the home is the same shard); the
+//! home builds the TS and LL-HLS variants once for every viewer.
+//!
+//! HTTP requests arriving on any shard are answered by the home: directly, or
+//! as a [`HlsMsg::Get`] that comes back as a [`HlsMsg::Reply`]. Waiting
+//! (a blocking playlist reload, a preload-hinted part, a path that is published
+//! but has no segment yet) happens on the home, on a [`Notify`] that the
+//! stream fires when its playlist changes; it never blocks the shard.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_lite::future;
+
+use super::hls::{Fmp4Hls, HlsSettings, TsHls};
+use super::registry::Registry;
+use super::{Frame, TrackInfo, TsChunk};
+use crate::config::HlsConfig;
+use crate::proto::hls::playlist::Blocking;
+
+/// HLS messages between shards.
+#[derive(Debug)]
+pub enum HlsMsg {
+    /// Publisher generation `gen` of `path` has these tracks.
+    Start {
+        path: Arc<str>,
+        gen: u64,
+        tracks: Vec<TrackInfo>,
+    },
+    /// One frame and its TS chunk; `seq` counts the publisher's frames, so the
+    /// home notices frames lost on a full channel.
+    Frame {
+        path: Arc<str>,
+        gen: u64,
+        seq: u64,
+        frame: Frame,
+        chunk: Bytes,
+    },
+    /// Publisher generation `gen` left.
+    End {
+        path: Arc<str>,
+        gen: u64,
+    },
+    /// A request from shard `from`, to be answered with `Reply { id }`.
+    Get {
+        from: usize,
+        id: u64,
+        req: HlsRequest,
+    },
+    Reply {
+        id: u64,
+        res: HlsResponse,
+    },
+}
+
+/// An HLS variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// LL-HLS: fMP4 segments and parts.
+    Ll,
+    /// MPEG-TS segments.
+    Ts,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// A media playlist; with `msn` (and `part`) a blocking reload.
+    Playlist {
+        variant: Variant,
+        msn: Option<u64>,
+        part: Option<usize>,
+    },
+    /// An fMP4 initialization segment, by file name.
+    Init(String),
+    Segment {
+        variant: Variant,
+        msn: u64,
+    },
+    Part {
+        msn: u64,
+        part: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct HlsRequest {
+    pub path: Arc<str>,
+    pub resource: Resource,
+}
+
+/// The kind of an answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Playlist,
+    Mp4,
+    Ts,
+    /// `body` is a short reason, to be wrapped in JSON.
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct HlsResponse {
+    pub status: u16,
+    pub kind: BodyKind,
+    pub body: Bytes,
+}
+
+impl HlsResponse {
+    fn ok(kind: BodyKind, body: Bytes) -> Self {
+        Self {
+            status: 200,
+            kind,
+            body,
+        }
+    }
+
+    pub fn error(status: u16, reason: &'static str) -> Self {
+        Self {
+            status,
+            kind: BodyKind::Error,
+            body: Bytes::from_static(reason.as_bytes()),
+        }
+    }
+}
+
+/// A change counter that tasks of the same shard can wait on.
+#[derive(Debug, Default)]
+pub struct Notify {
+    version: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Notify {
+    pub fn version(&self) -> u64 {
+        self.version.get()
+    }
+
+    pub fn notify(&self) {
+        self.version.set(self.version.get() + 1);
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Completes once the version differs from `seen`.
+    pub fn changed(&self, seen: u64) -> Changed<'_> {
+        Changed { notify: self, seen }
+    }
+
+    /// Wait for a change after `seen`, at most until `deadline`; false on timeout.
+    pub async fn wait_until(&self, seen: u64, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        future::or(
+            async {
+                self.changed(seen).await;
+                true
+            },
+            async {
+                glommio::timer::sleep(left).await;
+                false
+            },
+        )
+        .await
+    }
+}
+
+pub struct Changed<'a> {
+    notify: &'a Notify,
+    seen: u64,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.notify.version.get() != self.seen {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.notify.waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// What the playlists' live edges were: the TS variant's version, the
+/// LL-HLS variant's next part, and whether it is playable.
+type Edge = (u64, Option<(u64, usize)>, bool);
+
+/// One path's HLS output.
+struct HlsStream {
+    gen: Cell<u64>,
+    next_seq: Cell<u64>,
+    /// A publisher is feeding it.
+    live: Cell<bool>,
+    ended_at: Cell<Option<Instant>>,
+    ts: RefCell<Option<TsHls>>,
+    ll: RefCell<Option<Fmp4Hls>>,
+    tracks: RefCell<Vec<TrackInfo>>,
+    /// Fired whenever either playlist changes.
+    changed: Notify,
+    /// What the playlists looked like at the last notification.
+    edge: Cell<Edge>,
+    /// Rendered playlists (LL, TS), until the next change.
+    rendered: RefCell<[Option<Bytes>; 2]>,
+}
+
+impl HlsStream {
+    fn edge_now(&self) -> Edge {
+        let ts = self.ts.borrow().as_ref().map_or(0, TsHls::version);
+        let ll = self.ll.borrow();
+        (
+            ts,
+            ll.as_ref().and_then(Fmp4Hls::next_part),
+            ll.as_ref().is_some_and(Fmp4Hls::is_playable),
+        )
+    }
+
+    /// Wake waiters if a playlist changed.
+    fn check_changed(&self, force: bool) {
+        let now = self.edge_now();
+        if force || now != self.edge.get() {
+            self.edge.set(now);
+            *self.rendered.borrow_mut() = [None, None];
+            self.changed.notify();
+        }
+    }
+
+    fn end(&self) {
+        if let Some(ts) = self.ts.borrow_mut().as_mut() {
+            ts.end();
+        }
+        if let Some(ll) = self.ll.borrow_mut().as_mut() {
+            ll.end();
+        }
+    }
+
+    fn is_playable(&self, variant: Variant) -> Option<bool> {
+        match variant {
+            Variant::Ts => self.ts.borrow().as_ref().map(TsHls::is_playable),
+            Variant::Ll => self.ll.borrow().as_ref().map(Fmp4Hls::is_playable),
+        }
+    }
+
+    fn check_blocking(
+        &self,
+        variant: Variant,
+        msn: u64,
+        part: Option<usize>,
+    ) -> Result<(), Blocking> {
+        match variant {
+            Variant::Ts => self
+                .ts
+                .borrow()
+                .as_ref()
+                .map_or(Err(Blocking::Wait), |t| t.check_blocking(msn)),
+            Variant::Ll => self
+                .ll
+                .borrow()
+                .as_ref()
+                .map_or(Err(Blocking::Wait), |l| l.check_blocking(msn, part)),
+        }
+    }
+
+    fn playlist(&self, variant: Variant) -> Bytes {
+        let i = (variant == Variant::Ts) as usize;
+        if let Some(b) = &self.rendered.borrow()[i] {
+            return b.clone();
+        }
+        let text = match variant {
+            Variant::Ts => self.ts.borrow().as_ref().map(TsHls::playlist),
+            Variant::Ll => self.ll.borrow().as_ref().map(Fmp4Hls::playlist),
+        };
+        let b = Bytes::from(text.unwrap_or_default());
+        self.rendered.borrow_mut()[i] = Some(b.clone());
+        b
+    }
+
+    fn memory(&self) -> usize {
+        self.ts.borrow().as_ref().map_or(0, TsHls::memory)
+            + self.ll.borrow().as_ref().map_or(0, Fmp4Hls::memory)
+    }
+}
+
+/// Figures of one stream, for the index and the API.
+#[derive(Debug, Clone)]
+pub struct HlsStreamInfo {
+    pub path: Arc<str>,
+    pub live: bool,
+    pub codecs: Option<String>,
+    pub resolution: Option<(u16, u16)>,
+    pub memory: usize,
+}
+
+/// The HLS streams whose home is this shard.
+pub struct HlsStreams {
+    registry: Arc<Registry>,
+    config: RefCell<HlsConfig>,
+    streams: RefCell<HashMap<Arc<str>, Rc<HlsStream>>>,
+    /// Fired when a stream is created, for requests waiting for one.
+    created: Notify,
+    /// First media sequence number of the next stream: tenths of a second
+    /// since 1970, so a stream made later never reuses an earlier one's
+    /// segment names (segments are served as immutable).
+    clock: fn() -> SystemTime,
+}
+
+impl HlsStreams {
+    pub fn new(registry: Arc<Registry>, config: HlsConfig) -> Rc<Self> {
+        Rc::new(Self {
+            registry,
+            config: RefCell::new(config),
+            streams: RefCell::new(HashMap::new()),
+            created: Notify::default(),
+            clock: SystemTime::now,
+        })
+    }
+
+    pub fn set_config(&self, config: HlsConfig) {
+        *self.config.borrow_mut() = config;
+    }
+
+    fn settings(&self) -> HlsSettings {
+        let c = self.config.borrow();
+        HlsSettings {
+            target: c.segment,
+            part_target: c.part,
+            window: c.window,
+        }
+    }
+
+    fn first_msn(&self) -> u64 {
+        let since = (self.clock)()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        since.as_millis() as u64 / 100
+    }
+
+    /// Handle a publisher's message (`Start`, `Frame`, `End`).
+    pub fn publish(&self, msg: HlsMsg) {
+        match msg {
+            HlsMsg::Start { path, gen, tracks } => self.start(path, gen, tracks),
+            HlsMsg::Frame {
+                path,
+                gen,
+                seq,
+                frame,
+                chunk,
+            } => self.frame(&path, gen, seq, &frame, chunk),
+            HlsMsg::End { path, gen } => {
+                let Some(s) = self.stream(&path) else { return };
+                if s.gen.get() == gen && s.live.get() {
+                    s.end();
+                    s.live.set(false);
+                    s.ended_at.set(Some(Instant::now()));
+                    s.check_changed(true);
+                }
+            }
+            HlsMsg::Get { .. } | HlsMsg::Reply { .. } => {}
+        }
+    }
+
+    fn stream(&self, path: &str) -> Option<Rc<HlsStream>> {
+        self.streams.borrow().get(path).cloned()
+    }
+
+    fn start(&self, path: Arc<str>, gen: u64, tracks: Vec<TrackInfo>) {
+        let config = self.config.borrow().clone();
+        let settings = self.settings();
+        let has_video = tracks.iter().any(|t| t.codec.is_video());
+        if let Some(s) = self.stream(&path) {
+            if gen < s.gen.get() {
+                return;
+            }
+            if s.live.get() {
+                // The previous publisher's End has not come (or was lost).
+                s.end();
+            }
+            if let Some(ll) = s.ll.borrow_mut().as_mut() {
+                ll.restart(&tracks);
+            }
+            s.gen.set(gen);
+            s.next_seq.set(0);
+            s.live.set(true);
+            s.ended_at.set(None);
+            *s.tracks.borrow_mut() = tracks;
+            s.check_changed(true);
+            return;
+        }
+        let first = self.first_msn();
+        let stream = Rc::new(HlsStream {
+            gen: Cell::new(gen),
+            next_seq: Cell::new(0),
+            live: Cell::new(true),
+            ended_at: Cell::new(None),
+            ts: RefCell::new(
+                config
+                    .ts
+                    .then(|| TsHls::new(&settings, has_video).starting_at(first)),
+            ),
+            ll: RefCell::new(
+                config
+                    .ll
+                    .then(|| Fmp4Hls::new(&settings, &tracks).starting_at(first)),
+            ),
+            tracks: RefCell::new(tracks),
+            changed: Notify::default(),
+            edge: Cell::new((0, None, false)),
+            rendered: RefCell::new([None, None]),
+        });
+        self.streams.borrow_mut().insert(path, stream);
+        self.created.notify();
+    }
+
+    fn frame(&self, path: &str, gen: u64, seq: u64, frame: &Frame, chunk: Bytes) {
+        let Some(s) = self.stream(path) else { return };
+        if gen != s.gen.get() || !s.live.get() {
+            return;
+        }
+        if seq != s.next_seq.get() {
+            // Frames were lost on the way here: end what we have and carry on
+            // after a discontinuity at the next keyframe.
+            tracing::warn!(
+                path,
+                lost = seq.saturating_sub(s.next_seq.get()),
+                "hls: frames lost between shards; the playlist continues after a discontinuity"
+            );
+            s.end();
+            if let Some(ll) = s.ll.borrow_mut().as_mut() {
+                ll.restart(&s.tracks.borrow());
+            }
+        }
+        s.next_seq.set(seq + 1);
+        let now = SystemTime::now();
+        if let Some(ts) = s.ts.borrow_mut().as_mut() {
+            ts.push(frame, &TsChunk(chunk), now);
+        }
+        if let Some(ll) = s.ll.borrow_mut().as_mut() {
+            ll.push(frame, now);
+        }
+        s.check_changed(false);
+    }
+
+    /// Drop streams whose publisher left more than `keep_after_end` ago.
+    pub fn sweep(&self, now: Instant) {
+        let keep = self.config.borrow().keep_after_end;
+        self.streams.borrow_mut().retain(|path, s| {
+            let gone = s
+                .ended_at
+                .get()
+                .is_some_and(|t| now.duration_since(t) >= keep);
+            if gone {
+                tracing::info!(path = &**path, "hls: stream dropped");
+                s.changed.notify();
+            }
+            !gone
+        });
+    }
+
+    /// Streams here, for the index and the API.
+    pub fn info(&self) -> Vec<HlsStreamInfo> {
+        self.streams
+            .borrow()
+            .iter()
+            .map(|(path, s)| {
+                let ll = s.ll.borrow();
+                HlsStreamInfo {
+                    path: path.clone(),
+                    live: s.live.get(),
+                    codecs: ll.as_ref().and_then(Fmp4Hls::codecs),
+                    resolution: ll.as_ref().and_then(Fmp4Hls::resolution),
+                    memory: s.memory(),
+                }
+            })
+            .collect()
+    }
+
+    /// Bytes held by every stream here.
+    pub fn memory(&self) -> usize {
+        self.streams.borrow().values().map(|s| s.memory()).sum()
+    }
+
+    /// Answer a request, waiting as HLS allows (never longer than a few
+    /// target durations).
+    pub async fn answer(&self, req: HlsRequest) -> HlsResponse {
+        let config = self.config.borrow().clone();
+        let variant = match &req.resource {
+            Resource::Playlist { variant, .. } | Resource::Segment { variant, .. } => *variant,
+            Resource::Init(_) | Resource::Part { .. } => Variant::Ll,
+        };
+        let on = match variant {
+            Variant::Ll => config.ll,
+            Variant::Ts => config.ts,
+        };
+        if !on {
+            return HlsResponse::error(404, "this HLS variant is turned off");
+        }
+        let start = Instant::now();
+        // A path being published but without a segment yet: wait for one.
+        let wait_first = start + config.wait_for_segment;
+        let stream = loop {
+            let seen = self.created.version();
+            match self.stream(&req.path) {
+                Some(s) => {
+                    let seen = s.changed.version();
+                    if s.is_playable(variant) == Some(true) {
+                        break s;
+                    }
+                    if !s.live.get() || !s.changed.wait_until(seen, wait_first).await {
+                        return HlsResponse::error(404, "no segment yet");
+                    }
+                }
+                None => {
+                    if self.registry.publisher(&req.path).is_none() {
+                        return HlsResponse::error(404, "no such stream");
+                    }
+                    if !self.created.wait_until(seen, wait_first).await {
+                        return HlsResponse::error(404, "no segment yet");
+                    }
+                }
+            }
+        };
+        // Blocking requests wait at most three target durations (RFC 8216bis 6.2.5.2).
+        let deadline = Instant::now() + config.segment * 3;
+        match req.resource {
+            Resource::Playlist { variant, msn, part } => {
+                if let Some(msn) = msn {
+                    loop {
+                        let seen = stream.changed.version();
+                        match stream.check_blocking(variant, msn, part) {
+                            Ok(()) => break,
+                            Err(Blocking::TooFarAhead) => {
+                                return HlsResponse::error(
+                                    400,
+                                    "_HLS_msn is too far ahead of the live edge",
+                                )
+                            }
+                            Err(Blocking::Wait) => {
+                                if !stream.changed.wait_until(seen, deadline).await {
+                                    return HlsResponse::error(
+                                        503,
+                                        "the requested segment did not appear in time",
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                HlsResponse::ok(BodyKind::Playlist, stream.playlist(variant))
+            }
+            Resource::Init(name) => match stream.ll.borrow().as_ref().and_then(|l| l.init(&name)) {
+                Some(b) => HlsResponse::ok(BodyKind::Mp4, b),
+                None => HlsResponse::error(404, "no such initialization segment"),
+            },
+            Resource::Segment { variant, msn } => {
+                let found = match variant {
+                    Variant::Ts => stream.ts.borrow().as_ref().and_then(|t| t.segment(msn)),
+                    Variant::Ll => stream.ll.borrow().as_ref().and_then(|l| l.segment(msn)),
+                };
+                match found {
+                    Some(b) => HlsResponse::ok(
+                        if variant == Variant::Ts {
+                            BodyKind::Ts
+                        } else {
+                            BodyKind::Mp4
+                        },
+                        b,
+                    ),
+                    None => HlsResponse::error(
+                        404,
+                        "no such segment (not yet, or no longer, in the playlist)",
+                    ),
+                }
+            }
+            Resource::Part { msn, part } => loop {
+                let seen = stream.changed.version();
+                let (found, pending) = {
+                    let ll = stream.ll.borrow();
+                    let Some(ll) = ll.as_ref() else {
+                        return HlsResponse::error(404, "no such part");
+                    };
+                    // The hinted part, or one just after it, will exist soon.
+                    let pending = ll.next_part().is_some_and(|(m, p)| {
+                        (m, p) == (msn, part)
+                            || (m == msn && p < part && part <= p + 1)
+                            || (m + 1 == msn && part == 0)
+                    });
+                    (ll.part(msn, part), pending)
+                };
+                if let Some(b) = found {
+                    break HlsResponse::ok(BodyKind::Mp4, b);
+                }
+                if !pending || !stream.live.get() {
+                    break HlsResponse::error(404, "no such part");
+                }
+                if !stream.changed.wait_until(seen, deadline).await {
+                    break HlsResponse::error(503, "the part did not appear in time");
+                }
+            },
+        }
+    }
+}
