@@ -13,11 +13,17 @@ TEST_ARGS ?=
 
 # Real SRT peers the integration tests talk to (Debian package names).
 TEST_PACKAGES := ffmpeg srt-tools gstreamer1.0-tools gstreamer1.0-plugins-base \
-                 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+                 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+                 chromium nginx wrk
+# npm packages: hls.js for the player page (html/), playwright-core for the
+# browser tests (tests/browser/). Versions are pinned in their package.json;
+# node_modules is git-ignored.
+HLSJS     := html/node_modules/hls.js/dist/hls.min.js
+PLAYWRIGHT := tests/browser/node_modules/playwright-core/package.json
 # Needed to link Rust programs.
 BUILD_PACKAGES := gcc libc6-dev
 
-.PHONY: run test bench check clean toolchain build-deps test-deps _install-build-packages
+.PHONY: run test bench check clean toolchain build-deps test-deps web-deps npm _install-npm _install-build-packages
 
 # apt-install the Debian packages in $(1) that are not installed yet. Runs
 # nothing (not even apt-get update) when they all are. Uses sudo when not root.
@@ -52,10 +58,21 @@ build-deps: toolchain
 _install-build-packages:
 	$(call apt_install,$(BUILD_PACKAGES))
 
-test-deps:
+test-deps: web-deps
 	$(call apt_install,$(TEST_PACKAGES))
+	@test -f $(PLAYWRIGHT) || (cd tests/browser && npm install --no-audit --no-fund --loglevel=error)
 
-run: build-deps
+# npm (and Node.js) from Debian's packages when missing.
+npm:
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found"; $(MAKE) --no-print-directory _install-npm; }
+
+_install-npm:
+	$(call apt_install,nodejs npm)
+
+web-deps: npm
+	@test -f $(HLSJS) || (cd html && npm install --no-audit --no-fund --loglevel=error)
+
+run: build-deps web-deps
 	$(CARGO) build --release
 	exec target/release/srtgate -c $(CONFIG)
 

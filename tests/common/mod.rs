@@ -30,6 +30,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 pub mod craft;
+pub mod hls;
+pub mod http;
 pub mod media;
 pub mod relay;
 
@@ -146,6 +148,21 @@ pub fn free_udp_port() -> u16 {
         }
     }
     panic!("no free UDP port in {PORT_LO}..{}", PORT_LO + PORT_SPAN);
+}
+
+/// A TCP port on 127.0.0.1 (and, where the host has IPv6, ::1) that is free
+/// right now, from the same sequence as [`free_udp_port`].
+pub fn free_tcp_port() -> u16 {
+    for _ in 0..PORT_SPAN {
+        let port = free_udp_port();
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let v6 = std::net::TcpListener::bind(("::1", port)).is_ok()
+            || std::net::TcpListener::bind(("::1", 0)).is_err();
+        if v4 && v6 {
+            return port;
+        }
+    }
+    panic!("no free TCP port in {PORT_LO}..{}", PORT_LO + PORT_SPAN);
 }
 
 // ------------------------------------------------------------------ processes
