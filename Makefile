@@ -3,7 +3,8 @@
 #   make run     build (release) and run with conf/srtgate.yaml
 #   make test    install the test peers if missing, build, run every test
 #   make check   rustfmt check + clippy
-#   make bench   CPU per delivered Mbit and added delay, against srt-live-transmit
+#   make bench   CPU per delivered Mbit and added delay, against srt-live-transmit;
+#                HLS segment serving against nginx, glass-to-glass latency in Chromium
 #   make clean   remove build output
 
 CARGO  ?= cargo
@@ -58,9 +59,13 @@ build-deps: toolchain
 _install-build-packages:
 	$(call apt_install,$(BUILD_PACKAGES))
 
-test-deps: web-deps
+test-deps: web-deps $(PLAYWRIGHT)
 	$(call apt_install,$(TEST_PACKAGES))
-	@test -f $(PLAYWRIGHT) || (cd tests/browser && npm install --no-audit --no-fund --loglevel=error)
+
+$(PLAYWRIGHT): tests/browser/package.json tests/browser/package-lock.json
+	@$(MAKE) --no-print-directory npm
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # npm (and Node.js) from Debian's packages when missing.
 npm:
@@ -69,8 +74,12 @@ npm:
 _install-npm:
 	$(call apt_install,nodejs npm)
 
-web-deps: npm
-	@test -f $(HLSJS) || (cd html && npm install --no-audit --no-fund --loglevel=error)
+web-deps: $(HLSJS)
+
+$(HLSJS): html/package.json html/package-lock.json
+	@$(MAKE) --no-print-directory npm
+	cd html && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 run: build-deps web-deps
 	$(CARGO) build --release
@@ -83,6 +92,7 @@ test: build-deps test-deps
 bench: build-deps test-deps
 	$(CARGO) build --release
 	python3 tests/bench/bench.py
+	python3 tests/bench/hls_bench.py
 
 check: toolchain
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "error: rustfmt missing (rustup component add rustfmt)" >&2; exit 1; }

@@ -177,6 +177,47 @@ fn three_bonded_links_carry_h264_aac_and_a_vanished_sender_is_cleaned_up() {
 }
 
 #[test]
+fn a_bonded_stream_plays_over_hls() {
+    let _cpu = light();
+    require_tools(&["ffmpeg", "ffprobe"]);
+    let dir = TestDir::new("srtla_hls");
+    let srtla_port = free_udp_port();
+    let http_port = free_tcp_port();
+    let mut gw = Gateway::start_with(&dir, |port| {
+        srtla_config(port, srtla_port, "").replace(
+            "http:\n  enabled: false\n",
+            &format!("http:\n  listen: [\"127.0.0.1:{http_port}\"]\n"),
+        )
+    });
+    let mark = gw.mark();
+    let (_bond, bond_port) = start_bond(&dir, "bond", srtla_addr(srtla_port), &VIAS[..2]);
+    wait_links(&mut gw, mark, 2, Duration::from_secs(10));
+    let mut publisher = publish_bonded(&dir, bond_port, "bond/hls", 40.0);
+    wait_publishing(
+        &mut gw,
+        mark,
+        "bond/hls",
+        &mut publisher,
+        Duration::from_secs(15),
+    );
+    for variant in ["ts", "ll"] {
+        let url = format!("http://127.0.0.1:{http_port}/bond/hls/{variant}.m3u8");
+        let p = probe(
+            &dir,
+            &format!("probe_{variant}"),
+            &url,
+            Duration::from_secs(30),
+        );
+        assert_h264_aac(
+            &gw,
+            &p,
+            &format!("ffprobe of the bonded stream over HLS ({variant})"),
+        );
+        decode_clean(&gw, &dir, &format!("decode_{variant}"), &url, 6.0);
+    }
+}
+
+#[test]
 fn bonded_ingest_over_ipv6() {
     let _cpu = light();
     require_tools(&["ffmpeg", "ffprobe"]);
