@@ -1,5 +1,6 @@
 //! Test-only helpers: a minimal MPEG-TS demuxer (PAT/PMT, PES reassembly, PTS/DTS,
-//! ADTS splitting) and a tiny ISO BMFF box walker.
+//! ADTS splitting), srtgate's own demuxer for streams it does not know (Opus), and a
+//! tiny ISO BMFF box walker.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -219,7 +220,7 @@ pub fn find<'a>(data: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
         let skip = match *first {
             "stsd" => 8,
             "avc1" | "hvc1" => 78,
-            "mp4a" => 28,
+            "mp4a" | "Opus" => 28,
             _ => 0,
         };
         find(&b.body[skip..], rest)
@@ -306,4 +307,22 @@ pub fn aac(ts: i64, rate_index: u8) -> Frame {
         key: true,
         data: Bytes::from(adts(rate_index, 1, 20)),
     }
+}
+
+/// Demuxes a whole TS file with srtgate's demuxer: its tracks and frames in arrival order.
+pub fn demux_srtgate(ts: &[u8]) -> (Vec<srtgate::media::TrackInfo>, Vec<Frame>) {
+    use srtgate::proto::ts::{DemuxEvent, TsDemuxer};
+    let mut demuxer = TsDemuxer::new();
+    let mut events = Vec::new();
+    demuxer.push(ts, &mut events);
+    demuxer.flush(&mut events);
+    let mut tracks = Vec::new();
+    let mut frames = Vec::new();
+    for e in events {
+        match e {
+            DemuxEvent::Tracks(t) => tracks = t,
+            DemuxEvent::Frame(f) => frames.push(f),
+        }
+    }
+    (tracks, frames)
 }

@@ -14,7 +14,7 @@ use crate::fmp4::{Codec, Fragmenter, Frame, TrackConfig};
 const SHIFT: i64 = 8_000_000_000;
 const FRAMES: usize = 100;
 
-fn run(cmd: &mut Command) -> Option<(String, String)> {
+pub(crate) fn run(cmd: &mut Command) -> Option<(String, String)> {
     let out = cmd.output().ok()?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -26,7 +26,7 @@ fn run(cmd: &mut Command) -> Option<(String, String)> {
 
 /// The decoders are the test's judges: without them it fails (`make test`
 /// installs them).
-fn tools_available() -> bool {
+pub(crate) fn tools_available() -> bool {
     let ok = |tool: &str| Command::new(tool).arg("-version").output().is_ok();
     assert!(
         ok("ffmpeg") && ok("ffprobe"),
@@ -35,7 +35,7 @@ fn tools_available() -> bool {
     true
 }
 
-fn has_encoder(name: &str) -> bool {
+pub(crate) fn has_encoder(name: &str) -> bool {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-encoders"])
         .output()
@@ -45,7 +45,7 @@ fn has_encoder(name: &str) -> bool {
 
 /// The generated test inputs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Input {
+pub(crate) enum Input {
     /// libx264 (B-frames) + AAC 48 kHz mono.
     H264,
     /// libx265 (B-frames) + AAC 48 kHz mono.
@@ -56,7 +56,7 @@ enum Input {
 
 /// A file in this test run's own scratch directory (runs in parallel never
 /// share files).
-fn scratch(name: &str) -> String {
+pub(crate) fn scratch(name: &str) -> String {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let d = std::env::temp_dir().join(format!("srtgate-fmp4-{}", std::process::id()));
@@ -92,7 +92,7 @@ impl Input {
 }
 
 /// Generates (once per test binary) the input TS; `None` if it cannot be made.
-fn input(which: Input) -> Option<&'static Path> {
+pub(crate) fn input(which: Input) -> Option<&'static Path> {
     static CELLS: [OnceLock<Option<PathBuf>>; 3] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     CELLS[which as usize]
@@ -234,7 +234,7 @@ fn packets(path: &Path) -> HashMap<String, Vec<Packet>> {
 }
 
 /// `key=value` pairs of `ffprobe -of flat` for one section.
-fn probe_flat(path: &Path, args: &[&str]) -> HashMap<String, String> {
+pub(crate) fn probe_flat(path: &Path, args: &[&str]) -> HashMap<String, String> {
     let (out, _) = run(Command::new("ffprobe")
         .args(["-v", "error"])
         .args(args)

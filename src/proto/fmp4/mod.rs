@@ -1,8 +1,9 @@
 //! Sans-IO fragmented MP4 (CMAF) muxer for LL-HLS.
 //!
-//! This module turns [`Frame`](crate::media::Frame)s (Annex-B H.264/H.265 access units, ADTS AAC frames, with
-//! 90 kHz timestamps) into an init segment and `moof`+`mdat` fragments. It does no I/O
-//! and keeps no clock: the caller decides what goes into each part / segment.
+//! This module turns [`Frame`](crate::media::Frame)s (Annex-B H.264/H.265 access
+//! units, ADTS AAC frames, MPEG-TS Opus access units, with 90 kHz timestamps) into an
+//! init segment and `moof`+`mdat` fragments. It does no I/O and keeps no clock: the
+//! caller decides what goes into each part / segment.
 //!
 //! ```no_run
 //! # use srtgate::proto::fmp4::{Fragmenter, TrackConfig};
@@ -25,6 +26,7 @@ mod boxes;
 mod error;
 mod hevc;
 pub mod mux;
+mod opus;
 
 pub use error::Fmp4Error;
 pub use mux::{init_segment, Fragmenter, TrackConfig, VIDEO_TIMESCALE};

@@ -17,7 +17,7 @@
 //!       minf
 //!         vmhd / smhd
 //!         dinf > dref > "url " (self-contained)
-//!         stbl  stsd (avc1+avcC | hvc1+hvcC | mp4a+esds) and empty stts stsc stsz stco
+//!         stbl  stsd (avc1+avcC | hvc1+hvcC | mp4a+esds | Opus+dOps), empty stts stsc stsz stco
 //!   mvex > trex (one per track; all defaults zero, every sample is described in trun)
 //! ```
 //!
@@ -48,7 +48,9 @@
 //! dropped, and so are parameter sets byte-identical to the ones in the sample entry (a
 //! parameter set that differs is kept in-band so a decoder can follow a change; the
 //! gateway should then rebuild the config and send a new init segment). AAC samples are
-//! the raw data block, i.e. the ADTS frame minus its 7- or 9-byte header.
+//! the raw data block, i.e. the ADTS frame minus its 7- or 9-byte header. An Opus frame
+//! (one PES payload of MPEG-TS Opus access units) becomes one sample per access unit: the
+//! raw Opus packet without its control header (see `opus.rs`).
 //!
 //! # Timing
 //!
@@ -64,13 +66,22 @@
 //! duration from `next_dts` if given, else the previous sample's duration (also
 //! remembered across fragments), else 1024 samples for AAC and 3000 ticks for video; a
 //! wrong guess only affects that one sample, the next fragment's `tfdt` is exact again.
+//!
+//! Opus (timescale 48000) takes each packet's duration from its TOC byte. A frame's first
+//! packet starts at the frame's own dts like any sample, the others follow at their TOC
+//! durations; the frame's last packet ends at the next frame's dts when that is known (so
+//! the rule above holds), else it keeps its TOC duration. Should the packets of a frame
+//! run past the next frame's dts (timestamps that contradict the TOC), the last one keeps
+//! its TOC duration too, and the next fragment's `tfdt` puts the timeline right.
+
+use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::aac::{Adts, SAMPLES_PER_FRAME};
 use super::boxes::{begin, begin_full, end, matrix, patch_u32, zeros};
 use super::error::Fmp4Error;
-use super::{avc, hevc};
+use super::{avc, hevc, opus};
 use crate::media::frame::{Codec, Frame};
 use crate::proto::codec::h264::nal_units;
 
@@ -111,9 +122,14 @@ enum Media {
         /// Parameter sets stored in `record`; identical in-band copies are dropped.
         param_sets: Vec<Bytes>,
     },
-    Audio {
+    Aac {
         channels: u16,
         asc: [u8; 2],
+    },
+    Opus {
+        channels: u16,
+        /// `dOps` payload.
+        dops: [u8; opus::DOPS_LEN],
     },
 }
 
@@ -124,6 +140,10 @@ impl TrackConfig {
     ///   referenced by the first PPS gives size and profile).
     /// * H.265: needs VPS, SPS and PPS.
     /// * AAC: any ADTS frame.
+    /// * Opus: any frame; the channel count (1 or 2) is the first packet's TOC stereo
+    ///   flag, as MPEG-TS carries no better hint the gateway keeps (a stereo decoder
+    ///   also plays mono packets, and the reverse downmixes, so a stream that switches
+    ///   still decodes).
     ///
     /// Returns `Ok(None)` for a non-key video frame without parameter sets, and
     /// [`Fmp4Error::MissingParameterSet`] for a key frame without them.
@@ -143,7 +163,11 @@ impl TrackConfig {
                 .map(|p| Self::from_hevc(&p))
                 .transpose(),
             Codec::Aac => Adts::parse(&frame.data).map(|a| Some(Self::from_adts(&a))),
-            Codec::Opus => Err(Fmp4Error::UnsupportedCodec(Codec::Opus)),
+            Codec::Opus => {
+                let packets = opus::packets(&frame.data)?;
+                let stereo = packets.first().is_some_and(|p| p.stereo);
+                Ok(Some(Self::opus(if stereo { 2 } else { 1 })))
+            }
         }
     }
 
@@ -185,9 +209,21 @@ impl TrackConfig {
             codec: Codec::Aac,
             timescale: a.sample_rate,
             codec_string: format!("mp4a.40.{}", a.object_type),
-            media: Media::Audio {
+            media: Media::Aac {
                 channels: a.channels(),
                 asc: a.audio_specific_config(),
+            },
+        }
+    }
+
+    fn opus(channels: u8) -> Self {
+        Self {
+            codec: Codec::Opus,
+            timescale: opus::TIMESCALE,
+            codec_string: "opus".to_owned(),
+            media: Media::Opus {
+                channels: u16::from(channels),
+                dops: opus::dops(channels),
             },
         }
     }
@@ -206,29 +242,51 @@ impl TrackConfig {
     pub fn dimensions(&self) -> Option<(u16, u16)> {
         match self.media {
             Media::Video { width, height, .. } => Some((width, height)),
-            Media::Audio { .. } => None,
+            Media::Aac { .. } | Media::Opus { .. } => None,
         }
     }
 
     /// Channel count of an audio track.
     pub fn channels(&self) -> Option<u16> {
         match self.media {
-            Media::Audio { channels, .. } => Some(channels),
+            Media::Aac { channels, .. } | Media::Opus { channels, .. } => Some(channels),
             Media::Video { .. } => None,
         }
     }
 
     /// RFC 6381 codec string for the HLS `CODECS` attribute, e.g. `avc1.64001f`,
-    /// `hvc1.1.6.L93.B0`, `mp4a.40.2`.
+    /// `hvc1.1.6.L93.B0`, `mp4a.40.2`, `opus`.
     pub fn codec_string(&self) -> &str {
         &self.codec_string
     }
 
-    /// Decoder configuration: the `avcC`/`hvcC` record or the AudioSpecificConfig.
+    /// Decoder configuration: the `avcC`/`hvcC` record, the AudioSpecificConfig or the
+    /// `dOps` payload.
     pub fn decoder_config(&self) -> &[u8] {
         match &self.media {
             Media::Video { record, .. } => record,
-            Media::Audio { asc, .. } => asc,
+            Media::Aac { asc, .. } => asc,
+            Media::Opus { dops, .. } => dops,
+        }
+    }
+
+    /// Whether [`Fragmenter::fragment`] can write `frame` as a sample of this track: right
+    /// codec, a payload it can convert, and (AAC) the same configuration. A caller that
+    /// checks frames one by one as they come can drop the bad ones instead of losing the
+    /// whole fragment they would end up in.
+    pub fn check_sample(&self, frame: &Frame) -> Result<(), Fmp4Error> {
+        if frame.codec != self.codec {
+            return Err(Fmp4Error::CodecMismatch {
+                expected: self.codec,
+                found: frame.codec,
+            });
+        }
+        match &self.media {
+            Media::Video { param_sets, .. } => {
+                video_nals(self.codec, param_sets, &frame.data, |_, _| {})
+            }
+            Media::Aac { .. } => aac_payload(self, &frame.data).map(|_| ()),
+            Media::Opus { .. } => opus::packets(&frame.data).map(|_| ()),
         }
     }
 
@@ -372,9 +430,10 @@ fn write_stbl(buf: &mut BytesMut, track_id: u32, track: &TrackConfig) {
             record,
             ..
         } => write_visual_entry(buf, track.codec, *width, *height, record),
-        Media::Audio { channels, asc } => {
+        Media::Aac { channels, asc } => {
             write_mp4a(buf, track_id, track.timescale, *channels, asc);
         }
+        Media::Opus { channels, dops } => write_opus_entry(buf, *channels, dops),
     }
     end(buf, stsd);
     for fourcc in [b"stts", b"stsc", b"stco"] {
@@ -415,9 +474,15 @@ fn write_visual_entry(buf: &mut BytesMut, codec: Codec, width: u16, height: u16,
     end(buf, entry);
 }
 
-/// `mp4a` AudioSampleEntry with its `esds` (ISO/IEC 14496-1 descriptors).
-fn write_mp4a(buf: &mut BytesMut, track_id: u32, sample_rate: u32, channels: u16, asc: &[u8; 2]) {
-    let entry = begin(buf, b"mp4a");
+/// Starts an AudioSampleEntry (ISO/IEC 14496-12 §12.2.3) of type `fourcc`; the caller
+/// adds its configuration box and ends it.
+fn begin_audio_entry(
+    buf: &mut BytesMut,
+    fourcc: &[u8; 4],
+    sample_rate: u32,
+    channels: u16,
+) -> usize {
+    let entry = begin(buf, fourcc);
     zeros(buf, 6); // reserved
     buf.put_u16(1); // data_reference_index
     zeros(buf, 8); // reserved
@@ -430,6 +495,21 @@ fn write_mp4a(buf: &mut BytesMut, track_id: u32, sample_rate: u32, channels: u16
     } else {
         0
     });
+    entry
+}
+
+/// `Opus` AudioSampleEntry with its `dOps` (Opus in ISOBMFF §4.3): 48 kHz, 16 bits.
+fn write_opus_entry(buf: &mut BytesMut, channels: u16, dops: &[u8]) {
+    let entry = begin_audio_entry(buf, b"Opus", opus::TIMESCALE, channels);
+    let config = begin(buf, b"dOps");
+    buf.put_slice(dops);
+    end(buf, config);
+    end(buf, entry);
+}
+
+/// `mp4a` AudioSampleEntry with its `esds` (ISO/IEC 14496-1 descriptors).
+fn write_mp4a(buf: &mut BytesMut, track_id: u32, sample_rate: u32, channels: u16, asc: &[u8; 2]) {
+    let entry = begin_audio_entry(buf, b"mp4a", sample_rate, channels);
     let esds = begin_full(buf, b"esds", 0, 0);
     // ES_Descriptor: ES_ID, flags, DecoderConfigDescriptor, SLConfigDescriptor.
     let dsi_len = asc.len() as u8;
@@ -479,6 +559,31 @@ pub struct Fragmenter {
 struct TrackState {
     last_dts: Option<i64>,
     last_duration: Option<u32>,
+}
+
+/// One `trun` entry: a whole frame, or one Opus packet of a frame.
+struct Sample<'a> {
+    frame: &'a Frame,
+    /// The packet's bytes within the payload (Opus); `None`: the whole payload.
+    packet: Option<Range<usize>>,
+    /// Time from the frame's dts to this entry, in the track timescale.
+    offset: u32,
+    /// The duration the payload itself tells (Opus TOC), in the track timescale.
+    own_duration: Option<u32>,
+    /// The last entry made from its frame.
+    last_of_frame: bool,
+}
+
+impl<'a> Sample<'a> {
+    fn whole(frame: &'a Frame) -> Self {
+        Self {
+            frame,
+            packet: None,
+            offset: 0,
+            own_duration: None,
+            last_of_frame: true,
+        }
+    }
 }
 
 /// Where the per-track `trun` of the fragment being written lives.
@@ -540,29 +645,64 @@ impl Fragmenter {
         next_dts: &[Option<i64>],
     ) -> Result<Bytes, Fmp4Error> {
         let origin = self.validate(samples)?;
-        let active: Vec<usize> = (0..self.tracks.len())
-            .filter(|&t| samples.iter().any(|(i, _)| usize::from(*i) == t))
-            .collect();
+        let runs = self.runs(samples)?;
         let payload: usize = samples.iter().map(|(_, f)| f.data.len()).sum();
-        let mut buf = BytesMut::with_capacity(
-            64 + active.len() * 80 + samples.len() * 24 + payload + payload / 64,
-        );
+        let entries: usize = runs.iter().map(|(_, r)| r.len()).sum();
+        let mut buf =
+            BytesMut::with_capacity(64 + runs.len() * 80 + entries * 24 + payload + payload / 64);
         let moof = begin(&mut buf, b"moof");
         let mfhd = begin_full(&mut buf, b"mfhd", 0, 0);
         buf.put_u32(self.sequence);
         end(&mut buf, mfhd);
-        let mut plans = Vec::with_capacity(active.len());
+        let mut plans = Vec::with_capacity(runs.len());
         let mut new_state = self.state.clone();
-        for &t in &active {
-            let hint = next_dts.get(t).copied().flatten();
-            plans.push(self.write_traf(&mut buf, t, samples, hint, origin, &mut new_state[t])?);
+        for (t, run) in &runs {
+            let hint = next_dts.get(*t).copied().flatten();
+            plans.push(self.write_traf(&mut buf, *t, run, hint, origin, &mut new_state[*t])?);
         }
         end(&mut buf, moof);
-        self.write_mdat(&mut buf, moof, &plans, samples)?;
+        self.write_mdat(&mut buf, moof, &plans, &runs)?;
         self.state = new_state;
         self.origin = Some(origin);
         self.sequence = self.sequence.wrapping_add(1);
         Ok(buf.freeze())
+    }
+
+    /// The `trun` entries of each track that has samples, in track order: one per frame,
+    /// or one per packet of an Opus frame.
+    fn runs<'a>(
+        &self,
+        samples: &[(u8, &'a Frame)],
+    ) -> Result<Vec<(usize, Vec<Sample<'a>>)>, Fmp4Error> {
+        let mut runs = Vec::with_capacity(self.tracks.len());
+        for (t, track) in self.tracks.iter().enumerate() {
+            let mut run = Vec::new();
+            for &(_, frame) in samples.iter().filter(|(i, _)| usize::from(*i) == t) {
+                if track.codec != Codec::Opus {
+                    run.push(Sample::whole(frame));
+                    continue;
+                }
+                let packets = opus::packets(&frame.data)?;
+                let count = packets.len();
+                let mut offset = 0u32;
+                for (k, p) in packets.into_iter().enumerate() {
+                    run.push(Sample {
+                        frame,
+                        packet: Some(p.range),
+                        offset,
+                        own_duration: Some(p.samples),
+                        last_of_frame: k + 1 == count,
+                    });
+                    offset = offset
+                        .checked_add(p.samples)
+                        .ok_or(Fmp4Error::TimestampOverflow { track: t as u8 })?;
+                }
+            }
+            if !run.is_empty() {
+                runs.push((t, run));
+            }
+        }
+        Ok(runs)
     }
 
     /// Checks track indices, codecs and dts order; returns the origin to use.
@@ -604,7 +744,7 @@ impl Fragmenter {
         &self,
         buf: &mut BytesMut,
         t: usize,
-        samples: &[(u8, &Frame)],
+        run: &[Sample<'_>],
         next_dts: Option<i64>,
         origin: i64,
         state: &mut TrackState,
@@ -615,13 +755,8 @@ impl Fragmenter {
             origin,
             timescale: track.timescale,
         };
-        let mut frames = samples
-            .iter()
-            .filter(|(i, _)| usize::from(*i) == t)
-            .map(|(_, f)| *f)
-            .peekable();
-        let first = frames.peek().map_or(origin, |f| f.dts);
-        let count = samples.iter().filter(|(i, _)| usize::from(*i) == t).count();
+        let first = run.first().map_or(origin, |s| s.frame.dts);
+        let count = u32::try_from(run.len()).map_err(|_| Fmp4Error::FragmentTooLarge)?;
 
         let traf = begin(buf, b"traf");
         let tfhd = begin_full(buf, b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF);
@@ -646,20 +781,29 @@ impl Fragmenter {
             )
         };
         let trun = begin_full(buf, b"trun", version, flags);
-        buf.put_u32(count as u32);
+        buf.put_u32(count);
         let data_offset_pos = buf.len();
         buf.put_i32(0); // patched in write_mdat
         let entries_pos = buf.len();
         let mut prev_duration = state.last_duration;
-        while let Some(frame) = frames.next() {
-            let next = frames.peek().map(|f| f.dts).or(next_dts);
+        for (i, sample) in run.iter().enumerate() {
+            let frame = sample.frame;
+            let fallback = sample.own_duration.or(prev_duration).unwrap_or(if video {
+                DEFAULT_VIDEO_DURATION
+            } else {
+                SAMPLES_PER_FRAME
+            });
+            // Only a frame's last entry reaches to the next frame.
+            let next = sample
+                .last_of_frame
+                .then(|| run.get(i + 1).map(|s| s.frame.dts).or(next_dts))
+                .flatten();
             let duration = match next {
-                Some(n) => clock.duration(frame.dts, n)?,
-                None => prev_duration.unwrap_or(if video {
-                    DEFAULT_VIDEO_DURATION
-                } else {
-                    SAMPLES_PER_FRAME
-                }),
+                Some(n) => match clock.duration(frame.dts, n)?.checked_sub(sample.offset) {
+                    Some(d) if d > 0 || sample.own_duration.is_none() => d,
+                    _ => fallback,
+                },
+                None => fallback,
             };
             prev_duration = Some(duration);
             buf.put_u32(duration);
@@ -693,21 +837,17 @@ impl Fragmenter {
         buf: &mut BytesMut,
         moof: usize,
         plans: &[TrafPlan],
-        samples: &[(u8, &Frame)],
+        runs: &[(usize, Vec<Sample<'_>>)],
     ) -> Result<(), Fmp4Error> {
         let mdat = begin(buf, b"mdat");
-        for plan in plans {
+        for (plan, (_, run)) in plans.iter().zip(runs) {
             let offset =
                 i32::try_from(buf.len() - moof).map_err(|_| Fmp4Error::FragmentTooLarge)?;
             patch_u32(buf, plan.data_offset_pos, offset as u32);
             let track = &self.tracks[plan.track];
-            let frames = samples
-                .iter()
-                .filter(|(i, _)| usize::from(*i) == plan.track)
-                .map(|(_, f)| *f);
-            for (n, frame) in frames.enumerate() {
+            for (n, sample) in run.iter().enumerate() {
                 let start = buf.len();
-                write_sample(buf, track, &frame.data)?;
+                write_sample(buf, track, sample)?;
                 let size =
                     u32::try_from(buf.len() - start).map_err(|_| Fmp4Error::FragmentTooLarge)?;
                 patch_u32(buf, plan.entries_pos + n * plan.entry_size + 4, size);
@@ -763,42 +903,67 @@ impl Clock {
 }
 
 /// Appends one sample's `mdat` payload.
-fn write_sample(buf: &mut BytesMut, track: &TrackConfig, data: &Bytes) -> Result<(), Fmp4Error> {
+fn write_sample(
+    buf: &mut BytesMut,
+    track: &TrackConfig,
+    sample: &Sample<'_>,
+) -> Result<(), Fmp4Error> {
+    let data = &sample.frame.data;
+    if let Some(range) = &sample.packet {
+        let packet = data
+            .get(range.clone())
+            .ok_or(Fmp4Error::MalformedOpus("packet outside its frame"))?;
+        buf.put_slice(packet);
+        return Ok(());
+    }
     match &track.media {
-        Media::Video { param_sets, .. } => write_video_sample(buf, track.codec, param_sets, data),
-        Media::Audio { asc, .. } => {
-            let adts = Adts::parse(data)?;
-            if adts.sample_rate != track.timescale || adts.audio_specific_config() != *asc {
-                return Err(Fmp4Error::MalformedAdts(
-                    "ADTS configuration differs from the track's (new init segment needed)",
-                ));
-            }
-            buf.put_slice(&data[adts.header_len..adts.frame_len]);
+        Media::Video { param_sets, .. } => video_nals(track.codec, param_sets, data, |nal, len| {
+            buf.put_u32(len);
+            buf.put_slice(nal);
+        }),
+        Media::Aac { .. } => {
+            buf.put_slice(aac_payload(track, data)?);
             Ok(())
         }
+        // Opus samples always name their packet (see `Fragmenter::runs`).
+        Media::Opus { .. } => Err(Fmp4Error::MalformedOpus("sample without a packet")),
     }
 }
 
-/// Annex-B → 4-byte length prefixed, without AUDs and redundant parameter sets.
-fn write_video_sample(
-    buf: &mut BytesMut,
+/// The raw data block of an ADTS frame of `track` (which must be an AAC track).
+fn aac_payload<'a>(track: &TrackConfig, data: &'a [u8]) -> Result<&'a [u8], Fmp4Error> {
+    let adts = Adts::parse(data)?;
+    let same = matches!(track.media, Media::Aac { asc, .. } if asc == adts.audio_specific_config());
+    if adts.sample_rate != track.timescale || !same {
+        return Err(Fmp4Error::MalformedAdts(
+            "ADTS configuration differs from the track's (new init segment needed)",
+        ));
+    }
+    data.get(adts.header_len..adts.frame_len)
+        .ok_or(Fmp4Error::MalformedAdts("frame_length beyond the payload"))
+}
+
+/// Walks the NAL units of an Annex-B access unit that its sample keeps (all but AUDs
+/// and parameter sets identical to the sample entry's), handing each to `each` with its
+/// length for the 4-byte prefix.
+fn video_nals(
     codec: Codec,
     param_sets: &[Bytes],
     data: &[u8],
+    mut each: impl FnMut(&[u8], u32),
 ) -> Result<(), Fmp4Error> {
     let mut seen = false;
-    let mut written = false;
+    let mut kept = false;
     for nal in nal_units(data) {
         seen = true;
         if is_droppable(codec, nal, param_sets) {
             continue;
         }
         let len = u32::try_from(nal.len()).map_err(|_| Fmp4Error::FragmentTooLarge)?;
-        buf.put_u32(len);
-        buf.put_slice(nal);
-        written = true;
+        each(nal, len);
+        kept = true;
     }
-    match (seen, written) {
+    match (seen, kept) {
         (_, true) => Ok(()),
         (false, _) => Err(Fmp4Error::InvalidAnnexB("no start code found")),
         (true, false) => Err(Fmp4Error::InvalidAnnexB(

@@ -9,6 +9,11 @@
 //! `seg{msn}.m4s`, `seg{msn}.{part}.m4s`), so a URI never changes meaning
 //! while the stream lives; a publisher that comes back continues the
 //! numbering after an `EXT-X-DISCONTINUITY`.
+//!
+//! Each fMP4 segment remembers the URI of its init segment ([`Playlist::set_map`]
+//! applies to the segments started after it): `EXT-X-MAP` is written before the
+//! first segment listed and again wherever the URI changes (after a
+//! discontinuity whose publisher has other tracks or codecs).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -51,6 +56,8 @@ pub struct Segment {
     pub started: SystemTime,
     /// First segment after a publisher came back.
     pub discontinuity: bool,
+    /// URI of its init segment (`EXT-X-MAP`), fMP4 only.
+    pub map: Option<String>,
 }
 
 /// The media playlist of one stream and variant.
@@ -70,7 +77,12 @@ pub struct Playlist {
     /// never shrink while the playlist lives).
     longest: Duration,
     ended: bool,
+    /// Init segment URI of the segments to come (fMP4 only).
+    map: Option<String>,
 }
+
+/// Segments (counting the one in progress) whose parts are listed.
+const PARTS_LISTED: usize = 3;
 
 /// Why a blocking reload cannot be answered now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +107,7 @@ impl Playlist {
             pending_discontinuity: false,
             longest: target,
             ended: false,
+            map: (variant == Variant::Fmp4).then(|| "init.mp4".to_owned()),
         }
     }
 
@@ -108,6 +121,14 @@ impl Playlist {
 
     pub fn variant(&self) -> Variant {
         self.variant
+    }
+
+    /// The init segment URI of the segments started from now on (fMP4 only;
+    /// `init.mp4` until set).
+    pub fn set_map(&mut self, uri: &str) {
+        if self.variant == Variant::Fmp4 && self.map.as_deref() != Some(uri) {
+            self.map = Some(uri.to_owned());
+        }
     }
 
     /// The next segment follows a discontinuity (a new publisher).
@@ -141,6 +162,7 @@ impl Playlist {
             parts: Vec::new(),
             started,
             discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            map: self.map.clone(),
         });
         while self.complete_count() > self.window {
             if let Some(old) = self.segments.pop_front() {
@@ -194,6 +216,23 @@ impl Playlist {
     /// Whether the playlist has a complete segment to offer.
     pub fn is_playable(&self) -> bool {
         self.complete_count() > 0
+    }
+
+    /// Whether the publisher ended (and no new one started yet).
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether segment `msn` is listed with its parts: the last three segments
+    /// (counting the one in progress) are, as the low-latency rules ask.
+    pub fn lists_parts(&self, msn: u64) -> bool {
+        self.variant == Variant::Fmp4
+            && self
+                .segments
+                .iter()
+                .rev()
+                .take(PARTS_LISTED)
+                .any(|s| s.msn == msn)
     }
 
     /// The live edge: the last segment's sequence number and the number of
@@ -250,16 +289,18 @@ impl Playlist {
                 self.discontinuity_sequence
             );
         }
-        if ll {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init.mp4\"");
-        }
         // Parts are listed for the last segments only (within three target
         // durations of the live edge), as the low-latency rules ask.
-        let with_parts = self.segments.len().saturating_sub(3);
+        let with_parts = self.segments.len().saturating_sub(PARTS_LISTED);
         let ext = self.variant.extension();
+        let mut map = None;
         for (i, seg) in self.segments.iter().enumerate() {
             if seg.discontinuity {
                 let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
+            }
+            if let Some(uri) = seg.map.as_deref().filter(|u| map != Some(*u)) {
+                map = Some(uri);
+                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{uri}\"");
             }
             if i == 0 || seg.discontinuity {
                 let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339(seg.started));
@@ -288,8 +329,8 @@ impl Playlist {
                 let _ = writeln!(out, "seg{}.{ext}", seg.msn);
             }
         }
-        if ll && !self.ended {
-            if let Some((msn, parts)) = self.next_part() {
+        if ll {
+            if let Some((msn, parts)) = self.preload_hint() {
                 let _ = writeln!(
                     out,
                     "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg{msn}.{parts}.m4s\""
@@ -299,8 +340,12 @@ impl Playlist {
         out
     }
 
-    /// The part a player should ask for next (preload hint).
-    fn next_part(&self) -> Option<(u64, usize)> {
+    /// The part a player should ask for next (`EXT-X-PRELOAD-HINT`): none
+    /// before the first segment or once the publisher ended.
+    pub fn preload_hint(&self) -> Option<(u64, usize)> {
+        if self.ended {
+            return None;
+        }
         match self.segments.back() {
             Some(s) if s.duration.is_none() => Some((s.msn, s.parts.len())),
             Some(s) => Some((s.msn + 1, 0)),
@@ -470,6 +515,42 @@ mod tests {
         p.end(300 * MS);
         assert_eq!(p.check_blocking(2, Some(0)), Ok(()));
         assert!(!p.render().contains("PRELOAD-HINT"));
+    }
+
+    #[test]
+    fn ext_x_map_follows_the_init_segment_of_each_segment() {
+        let mut p = Playlist::new(Variant::Fmp4, 3, Duration::from_secs(1), 200 * MS);
+        let mut gone = Vec::new();
+        p.start_segment(t(0), None, &mut gone);
+        p.end(1000 * MS);
+        p.discontinuity();
+        p.set_map("init1.mp4");
+        p.start_segment(t(5), None, &mut gone);
+        p.start_segment(t(6), Some(1000 * MS), &mut gone);
+        let text = p.render();
+        assert!(
+            text.contains("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("seg0.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 2, "{text}");
+        p.start_segment(t(7), Some(1000 * MS), &mut gone);
+        // Parts are listed for the last three segments only.
+        assert!(!p.lists_parts(0) && p.lists_parts(1) && p.lists_parts(3));
+        assert!(!p.lists_parts(4));
+        p.start_segment(t(8), Some(1000 * MS), &mut gone);
+        // The first publisher's segment left: its map with it.
+        let text = p.render();
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 1, "{text}");
+        assert!(text.contains("#EXT-X-MAP:URI=\"init1.mp4\"\n"), "{text}");
+        // Same map again: no new tag.
+        p.discontinuity();
+        p.set_map("init1.mp4");
+        p.start_segment(t(9), None, &mut gone);
+        assert_eq!(p.render().matches("#EXT-X-MAP").count(), 1);
     }
 
     #[test]

@@ -1,41 +1,17 @@
-//! One stream's HLS output, built once and shared by every viewer: segments
-//! (and, for LL-HLS, partial segments) held in memory for the playlist's
-//! window, plus the playlist itself. Sans-IO: frames and wall-clock time go
-//! in, playlist text and segment bytes come out.
-//!
-//! The MPEG-TS variant does not mux again: its segments are the stream's TS
-//! chunks (muxed once per stream for SRT readers, PAT/PMT before every
-//! keyframe) concatenated between segment boundaries, so each segment
-//! starts with PAT, PMT and a keyframe. (Issue 4 in progress: the fMP4 /
-//! LL-HLS variant and the HTTP shell come next.)
+//! The MPEG-TS HLS variant of one stream. It does not mux again: its
+//! segments are the stream's TS chunks (muxed once per stream for SRT
+//! readers, PAT/PMT before every keyframe) concatenated between segment
+//! boundaries, so each segment starts with PAT, PMT and a keyframe.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
+use super::HlsSettings;
 use crate::media::{Frame, TsChunk};
 use crate::proto::hls::playlist::{Blocking, Playlist, Variant};
 use crate::proto::hls::segmenter::{Boundary, Segmenter};
-
-/// HLS settings of a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HlsSettings {
-    pub target: Duration,
-    pub part_target: Duration,
-    /// Complete segments in the playlist.
-    pub window: usize,
-}
-
-impl Default for HlsSettings {
-    fn default() -> Self {
-        Self {
-            target: Duration::from_secs(1),
-            part_target: Duration::from_millis(200),
-            window: 6,
-        }
-    }
-}
 
 /// The MPEG-TS HLS variant of one stream.
 #[derive(Debug)]
@@ -222,51 +198,5 @@ mod tests {
         let text = hls.playlist();
         assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
         assert!(text.contains("seg7.ts"), "{text}");
-    }
-}
-
-/// TEMPORARY stand-in until the LL-HLS variant lands.
-#[derive(Debug)]
-pub struct Fmp4Hls;
-#[allow(clippy::all, unused)]
-impl Fmp4Hls {
-    pub fn new(settings: &HlsSettings, tracks: &[crate::media::TrackInfo]) -> Self {
-        Self
-    }
-    pub fn starting_at(self, msn: u64) -> Self {
-        self
-    }
-    pub fn push(&mut self, frame: &Frame, now: SystemTime) {}
-    pub fn end(&mut self) {}
-    pub fn restart(&mut self, tracks: &[crate::media::TrackInfo]) {}
-    pub fn playlist(&self) -> String {
-        String::new()
-    }
-    pub fn is_playable(&self) -> bool {
-        false
-    }
-    pub fn check_blocking(&self, msn: u64, part: Option<usize>) -> Result<(), Blocking> {
-        Err(Blocking::Wait)
-    }
-    pub fn init(&self, name: &str) -> Option<Bytes> {
-        None
-    }
-    pub fn segment(&self, msn: u64) -> Option<Bytes> {
-        None
-    }
-    pub fn part(&self, msn: u64, part: usize) -> Option<Bytes> {
-        None
-    }
-    pub fn next_part(&self) -> Option<(u64, usize)> {
-        None
-    }
-    pub fn memory(&self) -> usize {
-        0
-    }
-    pub fn codecs(&self) -> Option<String> {
-        None
-    }
-    pub fn resolution(&self) -> Option<(u16, u16)> {
-        None
     }
 }
