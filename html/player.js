@@ -263,9 +263,11 @@
       cfg.liveSyncDuration = syncParam;
       cfg.liveMaxLatencyDuration = Math.max(syncParam + 6, syncParam * 3);
     } else if (variant === 'ts') {
-      // Plain HLS with 1 s segments: 3 segments behind the edge (hold-back per
-      // the HLS spec), jump forward when more than 10 behind.
-      cfg.liveSyncDurationCount = 3;
+      // Plain HLS: 2 segments behind the edge (the spec's 3 segments of
+      // hold-back cost a whole second more with 1 s segments, which srtgate
+      // completes at each keyframe without jitter); jump forward when more
+      // than 10 behind.
+      cfg.liveSyncDurationCount = 2;
       cfg.liveMaxLatencyDurationCount = 10;
     }
     // For LL-HLS nothing is set so that hls.js follows the playlist's
