@@ -20,6 +20,11 @@
 //!            │ local media::bus::Bus<TsChunk>      │ ShardMsg::Ts to shards with readers
 //!            ▼                                     ▼
 //!   reader sessions on this shard       media::hub::Feed on other shards → their readers
+//!            │
+//!            └─ each frame + its TS chunk ──▶ io::hls (the path's HLS home shard):
+//!                 media::hls::{TsHls, Fmp4Hls} build segments and parts once
+//!  HTTP clients ──tcp──▶ io::http (hyper, per shard) ──▶ io::http::routes ──▶
+//!                 io::hls on the home shard (directly or over the mesh)
 //! ```
 //!
 //! # Invariants

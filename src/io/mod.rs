@@ -4,6 +4,7 @@
 
 pub mod bond;
 pub mod clock;
+pub mod hls;
 pub mod http;
 pub mod runtime;
 pub mod shard;

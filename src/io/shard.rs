@@ -7,9 +7,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::io::hls::HlsMsg;
 use crate::io::srt::{Mailbox, StopReason};
 use crate::io::srtla::SrtlaShard;
-use crate::media::hls_streams::HlsMsg;
 use crate::media::hub::{Hub, ShardMsg};
 use crate::media::registry::Registry;
 use crate::metrics::Metrics;

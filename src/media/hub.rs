@@ -18,9 +18,9 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
 
 use super::bus::{Bus, EndReason, Reader};
-use super::hls_streams::{HlsMsg, HlsRequest, HlsResponse, HlsStreams, Notify};
 use super::registry::{shards_in, Publisher, Registry};
 use super::{Frame, TrackInfo, TsChunk};
+use crate::io::hls::{HlsMsg, HlsRequest, HlsResponse, HlsStreams, Notify};
 use crate::proto::ts::TsMuxer;
 
 /// Messages between shards.

@@ -8,7 +8,6 @@
 pub mod bus;
 pub mod frame;
 pub mod hls;
-pub mod hls_streams;
 pub mod hub;
 pub mod registry;
 

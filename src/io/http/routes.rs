@@ -14,7 +14,7 @@
 //!
 //! Playlists are `no-cache`; segments, parts and initialization segments are
 //! `immutable` (their names are never reused, see
-//! [`crate::media::hls_streams`]), so a CDN or an nginx cache in front works.
+//! [`crate::io::hls`]), so a CDN or an nginx cache in front works.
 //! Every answer carries CORS headers (`http.cors_origin`). Errors are short
 //! JSON bodies. Reading a path needs what reading it over SRT needs: a path
 //! rule that allows it, and its credentials (HTTP Basic) if it has any.
@@ -40,8 +40,8 @@ use super::files::StaticFiles;
 use super::server::Handler;
 use super::SharedBody;
 use crate::config::{validate_stream_path, Denied, HlsDefault, Mode};
+use crate::io::hls::{BodyKind, HlsRequest, Resource, Variant};
 use crate::io::shard::Shard;
-use crate::media::hls_streams::{BodyKind, HlsRequest, Resource, Variant};
 use crate::metrics::ratelimit::RateLimit;
 
 /// Where a URL leads.

@@ -6,7 +6,7 @@
 //! Two variants: [`TsHls`] (MPEG-TS segments cut from the stream's TS chunks,
 //! for players without LL-HLS) and [`Fmp4Hls`] (LL-HLS: fMP4 init segment,
 //! segments and partial segments muxed from the frames). Each path's pair
-//! lives on its home shard ([`super::hls_streams`]), which feeds them and
+//! lives on its home shard ([`crate::io::hls`]), which feeds them and
 //! answers HTTP requests from them.
 
 mod fmp4;

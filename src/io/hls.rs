@@ -1,4 +1,6 @@
-//! The HLS streams one shard is home to, and the requests they answer.
+//! The HLS streams one shard is home to, and the requests they answer: the
+//! HLS shell around the sans-IO [`crate::media::hls`] variants (it owns
+//! their clock and their waits).
 //!
 //! Each path's HLS output lives on one shard, its *home*, chosen by a hash of
 //! the path (not by the publisher's shard), so a publisher that reconnects and
@@ -25,10 +27,10 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use futures_lite::future;
 
-use super::hls::{Fmp4Hls, HlsSettings, TsHls};
-use super::registry::Registry;
-use super::{Frame, TrackInfo, TsChunk};
 use crate::config::HlsConfig;
+use crate::media::hls::{Fmp4Hls, HlsSettings, TsHls};
+use crate::media::registry::Registry;
+use crate::media::{Frame, TrackInfo, TsChunk};
 use crate::proto::hls::playlist::Blocking;
 
 /// HLS messages between shards.
