@@ -428,13 +428,3 @@ fn a_published_path_without_segments_waits_instead_of_failing() {
     assert_eq!(r.status, 301);
     assert_eq!(header(&r, "location"), "/live/w/");
 }
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}

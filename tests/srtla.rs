@@ -476,16 +476,6 @@ fn exchange(sock: &UdpSocket, datagrams: impl Iterator<Item = Vec<u8>>) -> Repli
     counter.join().expect("reply counter")
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 const REG1: u16 = 0x9200;
 const REG2: u16 = 0x9201;
 const REG_ERR: u16 = 0x9210;

@@ -1,3 +1,0 @@
-//! I/O layers.
-
-pub mod http;
