@@ -42,6 +42,9 @@ pub struct Segmenter {
     has_video: bool,
     segment_start: Option<i64>,
     part_start: i64,
+    /// The leading track's last DTS and its frame interval.
+    last_dts: Option<i64>,
+    interval: i64,
 }
 
 fn ticks(d: Duration) -> i64 {
@@ -62,6 +65,8 @@ impl Segmenter {
             has_video,
             segment_start: None,
             part_start: 0,
+            last_dts: None,
+            interval: 0,
         }
     }
 
@@ -83,6 +88,7 @@ impl Segmenter {
             }
         }
         let Some(start) = self.segment_start else {
+            self.last_dts = Some(frame.dts);
             self.segment_start = Some(frame.dts);
             self.part_start = frame.dts;
             return Boundary::Segment {
@@ -92,6 +98,9 @@ impl Segmenter {
         };
         let in_segment = frame.dts - start;
         let in_part = frame.dts - self.part_start;
+        if let Some(last) = self.last_dts.replace(frame.dts) {
+            self.interval = (frame.dts - last).max(0);
+        }
         if frame.key && in_segment >= self.target {
             self.segment_start = Some(frame.dts);
             self.part_start = frame.dts;
@@ -100,7 +109,11 @@ impl Segmenter {
                 part: Some(duration(in_part)),
             };
         }
-        if in_part >= self.part_target {
+        // A part never exceeds the part target (PART-TARGET is a maximum):
+        // it ends here if the next frame would take it past the target.
+        if in_part > 0
+            && (in_part >= self.part_target || in_part + self.interval > self.part_target)
+        {
             self.part_start = frame.dts;
             return Boundary::Part {
                 part: duration(in_part),
@@ -120,6 +133,7 @@ impl Segmenter {
     pub fn reset(&mut self) {
         self.leader = None;
         self.segment_start = None;
+        self.last_dts = None;
     }
 }
 
@@ -235,5 +249,30 @@ mod tests {
         }
         // 200 frames = 4.27 s: segments at 0, ~1, ~2, ~3, ~4 s.
         assert_eq!(segments, 5);
+    }
+
+    #[test]
+    fn parts_never_exceed_the_part_target_at_any_frame_rate() {
+        // 24 fps and 29.97 fps: whole frames do not add up to 200 ms.
+        for interval in [3750i64, 3003] {
+            let mut s = Segmenter::new(Duration::from_secs(1), 200 * MS, true);
+            let mut parts = Vec::new();
+            for i in 0..240 {
+                let b = s.push(&frame(0, Codec::H264, i * interval, i % 48 == 0));
+                match b {
+                    Boundary::Part { part }
+                    | Boundary::Segment {
+                        part: Some(part), ..
+                    } => parts.push(part),
+                    _ => {}
+                }
+            }
+            assert!(parts.len() > 30, "{interval}: {parts:?}");
+            assert!(
+                parts.iter().all(|p| *p <= 200 * MS),
+                "{interval}: {parts:?}"
+            );
+            assert!(parts.iter().filter(|p| **p >= 160 * MS).count() > parts.len() * 3 / 4);
+        }
     }
 }
