@@ -11,6 +11,7 @@
 //! through serde-saphyr (see `research/config.md`); error locations and hints
 //! are built in [`error`], key locations for semantic errors in [`spans`].
 
+pub mod diff;
 pub mod duration;
 mod error;
 pub mod http;
