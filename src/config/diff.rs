@@ -196,12 +196,14 @@ mod tests {
 
     #[test]
     fn removed_and_reordered_rules() {
-        let mut old = Config::default();
-        old.paths = vec![
-            PathRule::new("a/*"),
-            PathRule::new("b/*"),
-            PathRule::new("**"),
-        ];
+        let old = Config {
+            paths: vec![
+                PathRule::new("a/*"),
+                PathRule::new("b/*"),
+                PathRule::new("**"),
+            ],
+            ..Config::default()
+        };
         let mut new = old.clone();
         new.paths = vec![PathRule::new("**"), PathRule::new("a/*")];
         let c = Changes::between(&old, &new);
