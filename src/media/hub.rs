@@ -161,11 +161,7 @@ impl Hub {
 
     /// The shard that is home to `path`'s HLS output (FNV-1a of the path).
     pub fn hls_home(&self, path: &str) -> usize {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in path.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        (h % self.shards as u64) as usize
+        (super::fnv1a(path.as_bytes()) % self.shards as u64) as usize
     }
 
     /// Hand a publisher's HLS message to the path's home; false if it was dropped.
@@ -179,10 +175,15 @@ impl Hub {
         }
     }
 
-    /// Answer an HLS request, asking the path's home shard if it is another
-    /// one. `timeout` bounds the wait for a reply from there.
-    pub async fn hls_request(&self, req: HlsRequest, timeout: Duration) -> HlsResponse {
-        let home = self.hls_home(&req.path);
+    /// Answer an HLS request, asking the path's home shard (`home`, from
+    /// [`Hub::hls_home`]) if it is another one. `timeout` bounds the wait for
+    /// a reply from there.
+    pub async fn hls_request(
+        &self,
+        home: usize,
+        req: HlsRequest,
+        timeout: Duration,
+    ) -> HlsResponse {
         if home == self.shard {
             return self.hls.answer(req).await;
         }

@@ -15,6 +15,14 @@ pub use frame::{Codec, Frame, TrackInfo};
 
 use bytes::Bytes;
 
+/// FNV-1a, a fast and stable (across runs and builds) non-cryptographic
+/// hash: a path's HLS home shard, static files' validators.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// MPEG-TS for one frame (a whole number of 188-byte packets), muxed once per
 /// stream and shared by every TS reader.
 #[derive(Debug, Clone)]

@@ -13,6 +13,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use crate::media::fnv1a;
+
 pub const MAX_FILES: usize = 512;
 pub const MAX_FILE: u64 = 8 << 20;
 const MAX_DEPTH: usize = 6;
@@ -139,12 +141,6 @@ impl StaticFiles {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
-}
-
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The media type for a file name.

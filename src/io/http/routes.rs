@@ -503,7 +503,8 @@ impl App {
             .shard
             .with_config(|c| c.hls.segment * 3 + c.hls.wait_for_segment + Duration::from_secs(2));
         let hub = &self.shard.hub;
-        if hub.hls_home(path) != hub.shard {
+        let home = hub.hls_home(path);
+        if home != hub.shard {
             self.shard
                 .metrics
                 .http
@@ -514,7 +515,7 @@ impl App {
             path: Arc::from(path),
             resource,
         };
-        let res = hub.hls_request(req, timeout).await;
+        let res = hub.hls_request(home, req, timeout).await;
         let metrics = &self.shard.metrics.http;
         let status = StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let (content_type, cache) = match res.kind {
