@@ -17,7 +17,7 @@ use common::*;
 fn start_gateway(dir: &TestDir, extra_http: &str, extra_hls: &str) -> (Gateway, u16) {
     let http_port = free_tcp_port();
     let gw = Gateway::start_with(dir, |port| {
-        config_with(port, "", "").replace(
+        config_with(port, "", "  - name: \"noread/*\"\n    read: { allow: false }\n").replace(
             "http:\n  enabled: false\n",
             &format!(
                 "http:\n  listen: [\"127.0.0.1:{http_port}\", \"[::1]:{http_port}\"]\n{extra_http}hls:\n  keep_after_end: 30s\n{extra_hls}"
@@ -382,10 +382,32 @@ fn bad_requests_are_refused_and_viewers_do_not_notice() {
     // A method we do not serve.
     let r = http::request("DELETE", &format!("{b}/live/h/ts.m3u8"), &[]).unwrap();
     assert_eq!(r.status, 405);
+    // A malformed blocking request names its problem.
+    let r = http::get(&format!("{url}?_HLS_part=2")).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("_HLS_part without _HLS_msn"),
+        "{}",
+        r.text()
+    );
+    let r = http::get(&format!("{url}?_HLS_msn=abc")).unwrap();
+    assert_eq!(r.status, 400);
+    // A path whose rule forbids reading.
+    let r = http::get(&format!("{b}/noread/x/ts.m3u8")).unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("not allowed"), "{}", r.text());
     // A read of a path with credentials needs them.
     let r = http::get(&format!("{b}/private/x/ts.m3u8")).unwrap();
     assert_eq!(r.status, 401);
     assert!(header(&r, "www-authenticate").starts_with("Basic"));
+    // Wrong ones are refused too; the right ones get through to the path
+    // (not published: 404).
+    let wrong = [("Authorization", "Basic Ym9iOndyb25n")]; // bob:wrong
+    let r = http::request("GET", &format!("{b}/private/x/ts.m3u8"), &wrong).unwrap();
+    assert_eq!(r.status, 401);
+    let right = [("Authorization", "Basic Ym9iOmh1bnRlcjIy")]; // bob:hunter22
+    let r = http::request("GET", &format!("{b}/private/x/ts.m3u8"), &right).unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
 
     for l in loris {
         let rep = l.join().expect("slow-loris thread");
