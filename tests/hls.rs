@@ -221,7 +221,9 @@ fn publisher_reconnect_continues_the_playlist() {
     };
     let _ = first.wait(Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
-    let second_src = Source::default().gop(25).seconds(12.0).tone(880);
+    // Long enough to still be live for the decode at the end (a playlist
+    // without a publisher has no ENDLIST: players wait for it to return).
+    let second_src = Source::default().gop(25).seconds(40.0).tone(880);
     let _second = publish(&mut gw, &dir, "pub2", "live/re", &second_src);
     let rep = follower.join().expect("follower");
     assert!(rep.gaps.is_empty(), "{}", rep.summary());
