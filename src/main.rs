@@ -96,7 +96,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
     init_logging(&config);
     tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "starting srtgate");
-    srtgate::io::runtime::run(config).context("srtgate stopped with an error")
+    srtgate::io::runtime::run(config, path).context("srtgate stopped with an error")
 }
 
 fn main() -> ExitCode {

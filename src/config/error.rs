@@ -205,8 +205,10 @@ pub(super) fn from_parse_error(err: &YamlError, text: &str, origin: &str) -> Con
     if tree.as_ref().is_some_and(|t| !t.root_is_map()) {
         d.key = None;
         d.message = "the top level must be a mapping of sections".to_owned();
-        d.hint =
-            Some("valid top-level keys: workers, log, srt, srtla, http, hls, paths".to_owned());
+        d.hint = Some(
+            "valid top-level keys: workers, log, srt, srtla, http, hls, api, hooks, paths"
+                .to_owned(),
+        );
     }
     ConfigError::Parse(Box::new(d))
 }
@@ -250,6 +252,26 @@ fn hint_for_srtla(key: &str) -> Option<&'static str> {
 
 /// What a key of the `http:` and `hls:` sections accepts.
 fn hint_for_http(key: &str) -> Option<&'static str> {
+    if let Some(rest) = key.strip_prefix("api") {
+        return Some(match rest.trim_start_matches('.') {
+            "" => "a mapping with keys: enabled, listen, token, auth_reads, max_body",
+            "enabled" | "auth_reads" => "true or false",
+            "listen" => {
+                "a list of IP address and TCP port pairs, e.g. [\"127.0.0.1:9997\", \"[::1]:9997\"]"
+            }
+            "token" => "a string of 16 to 256 printable characters, or null",
+            "max_body" => "a whole number of bytes",
+            _ => return None,
+        });
+    }
+    if let Some(rest) = key.strip_prefix("hooks") {
+        return Some(match rest.trim_start_matches('.') {
+            "" => "a mapping with keys: on_publish, on_unpublish, on_read, on_read_end, timeout, on_failure",
+            "timeout" => duration::FORMS,
+            "on_failure" => "deny or allow",
+            _ => "http://HOST:PORT/PATH, or null",
+        });
+    }
     if let Some(rest) = key.strip_prefix("http") {
         return Some(match rest.trim_start_matches('.') {
             "" => "a mapping with keys: enabled, listen, header_timeout, write_timeout, max_connections, max_request_head, cors_origin, root",

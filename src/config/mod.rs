@@ -11,6 +11,7 @@
 //! through serde-saphyr (see `research/config.md`); error locations and hints
 //! are built in [`error`], key locations for semantic errors in [`spans`].
 
+pub mod api;
 pub mod diff;
 pub mod duration;
 mod error;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+pub use api::{ApiConfig, HookFailure, HookUrl, HooksConfig};
 pub use error::{ConfigError, Diagnostic};
 pub use http::{HlsConfig, HlsDefault, HttpConfig};
 pub use paths::{
@@ -51,6 +53,10 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(deserialize_with = "null_as_default")]
     pub hls: HlsConfig,
+    #[serde(deserialize_with = "null_as_default")]
+    pub api: ApiConfig,
+    #[serde(deserialize_with = "null_as_default")]
+    pub hooks: HooksConfig,
     /// Ordered; the first rule whose name matches a path applies.
     #[serde(deserialize_with = "null_as_default")]
     pub paths: Vec<PathRule>,
@@ -185,6 +191,8 @@ impl Default for Config {
             srtla: SrtlaConfig::default(),
             http: HttpConfig::default(),
             hls: HlsConfig::default(),
+            api: ApiConfig::default(),
+            hooks: HooksConfig::default(),
             paths: vec![PathRule::new("live/*")],
         }
     }
@@ -290,6 +298,8 @@ impl Config {
         self.srtla.validate(&self.srt.listen)?;
         self.http.validate()?;
         self.hls.validate()?;
+        self.api.validate()?;
+        self.hooks.validate()?;
         if self.paths.is_empty() {
             return Err(invalid(
                 "paths",

@@ -149,7 +149,7 @@ fn unknown_key_names_file_line_column_and_valid_keys() {
         "{e}"
     );
     assert!(
-        e.contains("valid top-level keys: workers, log, srt, srtla, http, hls, paths"),
+        e.contains("valid top-level keys: workers, log, srt, srtla, http, hls, api, hooks, paths"),
         "{e}"
     );
 

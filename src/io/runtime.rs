@@ -7,7 +7,7 @@
 //! unnoticed and the kernel would split traffic between the two programs).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -20,9 +20,10 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::io::http::{self, files::StaticFiles, routes::Routes, server::HttpServer};
+use crate::io::control::Control;
+use crate::io::http::files::StaticFiles;
+use crate::io::reload::ShardListeners;
 use crate::io::shard::Shard;
-use crate::io::srt::listener::SrtListener;
 use crate::io::srtla::SrtlaShard;
 use crate::media::hub::ShardMsg;
 use crate::media::registry::{Registry, MAX_SHARDS};
@@ -109,7 +110,52 @@ pub fn check_ports_free(config: &Config) -> anyhow::Result<()> {
     for addr in http_addresses(config) {
         check_tcp_port(addr).with_context(|| format!("http.listen {addr}"))?;
     }
+    for addr in api_addresses(config) {
+        check_tcp_port(addr).with_context(|| format!("api.listen {addr}"))?;
+    }
     Ok(())
+}
+
+/// Fail if another program holds one of the ports a reload would open.
+pub fn check_new_ports_free(old: &Config, new: &Config) -> anyhow::Result<()> {
+    for addr in new
+        .srt
+        .listen
+        .iter()
+        .filter(|a| !old.srt.listen.contains(a))
+    {
+        check_udp_port(*addr).with_context(|| format!("srt.listen {addr}"))?;
+    }
+    let (oh, oa) = (http_addresses(old), api_addresses(old));
+    for addr in http_addresses(new)
+        .into_iter()
+        .filter(|a| !oh.contains(a) && !oa.contains(a))
+    {
+        check_tcp_port(addr).with_context(|| format!("http.listen {addr}"))?;
+    }
+    for addr in api_addresses(new)
+        .into_iter()
+        .filter(|a| !oa.contains(a) && !oh.contains(a))
+    {
+        check_tcp_port(addr).with_context(|| format!("api.listen {addr}"))?;
+    }
+    Ok(())
+}
+
+/// The API addresses to bind: none when disabled, and IPv6 ones only where
+/// the host has IPv6.
+pub fn api_addresses(config: &Config) -> Vec<SocketAddr> {
+    if !config.api.enabled {
+        return Vec::new();
+    }
+    let v6 = ipv6_available();
+    config
+        .api
+        .listen
+        .iter()
+        .copied()
+        .filter(|a| v6 || a.is_ipv4())
+        .collect()
 }
 
 /// The HTTP addresses to bind: none when disabled, and an IPv6 wildcard only
@@ -205,8 +251,8 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     sig
 }
 
-/// Run the gateway until SIGINT/SIGTERM.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Run the gateway until SIGINT/SIGTERM; SIGHUP re-reads `file`.
+pub fn run(config: Config, file: PathBuf) -> anyhow::Result<()> {
     check_io_uring()?;
     let memlock = raise_memlock()?;
     check_ports_free(&config)?;
@@ -224,7 +270,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let io_memory = io_memory_for(memlock, shards);
     let signals = block_signals();
 
-    let files = Arc::new(if config.http.enabled {
+    let files = Arc::new(if config.http.enabled || config.api.enabled {
         let (files, warnings) = StaticFiles::load(Path::new(&config.http.root));
         for w in warnings {
             warn!("http: {w}");
@@ -234,6 +280,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         StaticFiles::default()
     });
     let config = Arc::new(config);
+    let control = Arc::new(Control::new(file, config.clone(), shards));
     let registry = Arc::new(Registry::default());
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -247,9 +294,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .on_all_shards({
             let stop = stop.clone();
             let config = config.clone();
+            let control = control.clone();
             move || {
-                let (config, registry, metrics, stop, mesh, ready, files) = (
+                let (config, control, registry, metrics, stop, mesh, ready, files) = (
                     config.clone(),
+                    control.clone(),
                     registry.clone(),
                     metrics.clone(),
                     stop.clone(),
@@ -263,6 +312,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         fallback_id,
                         shards,
                         config,
+                        control,
                         registry,
                         metrics,
                         mesh,
@@ -297,11 +347,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if config.http.enabled && http.len() < config.http.listen.len() {
         warn!("IPv6 is not available on this host: HTTP listens on IPv4 only");
     }
+    let api = api_addresses(&config);
     info!(
         workers = shards,
         srt = ?config.srt.listen,
         srtla = ?srtla,
         http = ?http,
+        api = ?api,
         io_memory_kib = io_memory >> 10,
         "srtgate ready"
     );
@@ -309,7 +361,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     loop {
         let sig = wait_for_signal(&signals);
         match sig {
-            libc::SIGHUP => info!("SIGHUP: configuration reload is not available yet; ignored"),
+            libc::SIGHUP => reload_file(&control),
             _ => {
                 info!(signal = sig, "shutting down");
                 break;
@@ -323,11 +375,36 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGHUP: re-read the configuration file and apply it, or log why not.
+fn reload_file(control: &Control) {
+    let file = control.file().to_path_buf();
+    let new = match Config::load(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("SIGHUP: configuration not reloaded, the running one stays: {e:#}");
+            return;
+        }
+    };
+    let Some(change) = control.begin() else {
+        warn!("SIGHUP: another configuration change is in progress; send SIGHUP again later");
+        return;
+    };
+    let old = control.current().1;
+    if let Err(e) = check_new_ports_free(&old, &new) {
+        warn!("SIGHUP: configuration not reloaded, the running one stays: {e:#}");
+        return;
+    }
+    let (gen, changes) = control.publish(&change, new);
+    info!(generation = gen, file = %file.display(), restart_needed = ?changes.restart_needed,
+        "SIGHUP: configuration reloaded");
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn shard_main(
     fallback_id: usize,
     count: usize,
     config: Arc<Config>,
+    control: Arc<Control>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     mesh: Option<MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>>,
@@ -358,18 +435,6 @@ async fn shard_main(
             .detach();
         }
     }
-    for addr in &config.srt.listen {
-        match SrtListener::bind(shard.clone(), *addr) {
-            Ok(l) => {
-                glommio::spawn_local(l.clone().run()).detach();
-                glommio::spawn_local(l.housekeeping()).detach();
-            }
-            Err(e) => {
-                let _ = ready.send(Err(format!("srt.listen {addr}: cannot bind: {e}")));
-                return;
-            }
-        }
-    }
     let srtla = srtla_addresses(&config);
     if !srtla.is_empty() {
         let mut sockets = Vec::with_capacity(srtla.len());
@@ -386,20 +451,10 @@ async fn shard_main(
         shard.set_srtla(srtla.clone());
         srtla.spawn();
     }
-    if config.http.enabled {
-        let routes = Routes::new(shard.clone(), files);
-        let server = HttpServer::new(&config.http, count, routes, shard.metrics.clone());
-        for addr in http_addresses(&config) {
-            match http::server::bind(addr) {
-                Ok(l) => {
-                    glommio::spawn_local(server.clone().run(l)).detach();
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(format!("http.listen {addr}: cannot bind: {e}")));
-                    return;
-                }
-            }
-        }
+    let mut listeners = ShardListeners::new(shard.clone(), control, files);
+    if let Err(e) = listeners.open_all(&config) {
+        let _ = ready.send(Err(e));
+        return;
     }
     {
         let hub = shard.hub.clone();
@@ -412,12 +467,14 @@ async fn shard_main(
         .detach();
     }
     let _ = ready.send(Ok(id));
-    wait_until_stopped(&shard, &stop).await;
+    wait_until_stopped(&shard, &stop, &mut listeners).await;
 }
 
-async fn wait_until_stopped(shard: &Rc<Shard>, stop: &AtomicBool) {
+/// Apply configuration changes as they come, until the process stops.
+async fn wait_until_stopped(shard: &Rc<Shard>, stop: &AtomicBool, listeners: &mut ShardListeners) {
     while !stop.load(Ordering::Acquire) {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
+        glommio::timer::sleep(crate::io::control::POLL).await;
+        listeners.poll();
     }
     shard.begin_stop();
     let deadline = Instant::now() + SHUTDOWN_GRACE;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::io::hls::HlsMsg;
 use crate::io::srt::{Mailbox, StopReason};
 use crate::io::srtla::SrtlaShard;
@@ -14,13 +14,24 @@ use crate::media::hub::{Hub, ShardMsg};
 use crate::media::registry::Registry;
 use crate::metrics::Metrics;
 
+/// What a shard knows of one of its sessions: how to stop it, and what it
+/// was let in with (to check it again when the path rules change).
+pub struct SessionEntry {
+    pub mailbox: Rc<Mailbox>,
+    pub path: String,
+    pub mode: Mode,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub encrypted: bool,
+}
+
 pub struct Shard {
     pub id: usize,
     pub count: usize,
     config: RefCell<Arc<Config>>,
     pub hub: Rc<Hub>,
     pub metrics: Arc<Metrics>,
-    sessions: RefCell<HashMap<u64, Rc<Mailbox>>>,
+    sessions: RefCell<HashMap<u64, SessionEntry>>,
     stopping: Cell<bool>,
     srtla: OnceCell<Rc<SrtlaShard>>,
 }
@@ -60,8 +71,44 @@ impl Shard {
         self.stopping.get()
     }
 
-    pub fn add_session(&self, id: u64, mailbox: Rc<Mailbox>) {
-        self.sessions.borrow_mut().insert(id, mailbox);
+    pub fn add_session(&self, id: u64, entry: SessionEntry) {
+        self.sessions.borrow_mut().insert(id, entry);
+    }
+
+    /// Take a new configuration (a reload); the caller applies the rest.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.borrow_mut() = config;
+    }
+
+    /// Close the sessions the configuration no longer lets in; returns how many.
+    pub fn recheck_sessions(&self, config: &Config) -> usize {
+        let mut closed = 0;
+        for (id, s) in self.sessions.borrow().iter() {
+            let why = match config.rule_for(&s.path) {
+                None => Some("no path rule matches any more"),
+                Some(rule) => match rule.check(s.mode, s.user.as_deref(), s.pass.as_deref()) {
+                    Err(crate::config::Denied::Forbidden) => {
+                        Some("forbidden by the new path rules")
+                    }
+                    Err(crate::config::Denied::Unauthorized) => {
+                        Some("its credentials are no longer accepted")
+                    }
+                    Ok(()) if rule.passphrase.is_some() != s.encrypted => {
+                        Some("the path's encryption changed")
+                    }
+                    Ok(()) => None,
+                },
+            };
+            if let Some(why) = why {
+                if s.mailbox.stop_reason().is_none() {
+                    tracing::info!(id = %crate::metrics::short_id(*id), path = %s.path,
+                        reason = why, "closing session after a configuration reload");
+                    s.mailbox.stop(StopReason::Reload(why));
+                    closed += 1;
+                }
+            }
+        }
+        closed
     }
 
     pub fn remove_session(&self, id: u64) {
@@ -73,13 +120,13 @@ impl Shard {
     }
 
     /// Stop one session of this shard, or ask the shard that has it.
-    pub fn kick(&self, shard: usize, session: u64) {
+    pub fn kick(&self, shard: usize, session: u64, reason: StopReason) {
         if shard == self.id {
-            if let Some(m) = self.sessions.borrow().get(&session) {
-                m.stop(StopReason::TakenOver);
+            if let Some(s) = self.sessions.borrow().get(&session) {
+                s.mailbox.stop(reason);
             }
         } else {
-            self.hub.send_to(shard, ShardMsg::Kick { session });
+            self.hub.send_to(shard, ShardMsg::Kick { session, reason });
         }
     }
 
@@ -100,7 +147,7 @@ impl Shard {
                 })
                 .detach();
             }
-            Some(ShardMsg::Kick { session }) => self.kick(self.id, session),
+            Some(ShardMsg::Kick { session, reason }) => self.kick(self.id, session, reason),
             Some(ShardMsg::Srtla(m)) => {
                 if let Some(srtla) = self.srtla.get() {
                     srtla.handle_msg(m).await;
@@ -113,8 +160,8 @@ impl Shard {
     /// Tell every session to close (they send SRT shutdown) and end every feed.
     pub fn begin_stop(&self) {
         self.stopping.set(true);
-        for m in self.sessions.borrow().values() {
-            m.stop(StopReason::Shutdown);
+        for s in self.sessions.borrow().values() {
+            s.mailbox.stop(StopReason::Shutdown);
         }
         self.hub.close_all();
     }

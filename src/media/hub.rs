@@ -44,8 +44,11 @@ pub enum ShardMsg {
         gen: u64,
         grace: Duration,
     },
-    /// Stop a session (a publisher taken over by a newer one).
-    Kick { session: u64 },
+    /// Stop a session (a publisher taken over by a newer one, an API kick).
+    Kick {
+        session: u64,
+        reason: crate::io::srt::StopReason,
+    },
     /// For the shard's SRTLA shell.
     Srtla(crate::io::srtla::SrtlaMsg),
     /// For the HLS home of a path, or a reply from it.

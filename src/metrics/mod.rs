@@ -5,6 +5,7 @@
 //! touches shared memory per packet. Gateway-wide counters (refusals, malformed
 //! packets, contained panics) are rare events and are plain atomics.
 
+pub mod prometheus;
 pub mod ratelimit;
 pub mod srtla;
 
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A session's figures, as last published by its task.
 #[derive(Debug, Default)]
@@ -27,6 +28,7 @@ pub struct SessionCounters {
     pub retransmits: AtomicU64,
     pub naks: AtomicU64,
     pub rtt_us: AtomicU64,
+    pub rtt_var_us: AtomicU64,
     pub bitrate_bps: AtomicU64,
     /// Readers: times the queue overflowed and skipped to a keyframe; items dropped.
     pub skips: AtomicU64,
@@ -43,6 +45,7 @@ pub struct SessionInfo {
     pub protocol: &'static str,
     pub role: &'static str,
     pub path: String,
+    pub user: Option<String>,
     pub peer: SocketAddr,
     pub shard: usize,
     pub started: SystemTime,
@@ -109,10 +112,40 @@ pub struct HttpCounters {
     pub hls_bytes: AtomicU64,
 }
 
+/// Bytes in and out of one path, all protocols, since the process started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PathBytes {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One HLS viewer: a client address and user agent fetching a path's
+/// playlists and segments. HTTP has no sessions; a viewer not seen for
+/// [`HLS_VIEWER_IDLE`] is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HlsViewer {
+    pub id: u64,
+    pub path: String,
+    pub peer: SocketAddr,
+    pub user_agent: String,
+    pub started: SystemTime,
+    pub last_seen: Instant,
+    pub bytes_out: u64,
+}
+
+/// How long an HLS viewer counts after its last request.
+pub const HLS_VIEWER_IDLE: Duration = Duration::from_secs(15);
+/// Viewers tracked at most (the oldest are forgotten first).
+const HLS_VIEWERS_MAX: usize = 20_000;
+
 /// The process-wide table of sessions and counters.
 #[derive(Debug)]
 pub struct Metrics {
     sessions: Mutex<HashMap<u64, Arc<SessionInfo>>>,
+    paths: Mutex<HashMap<String, PathBytes>>,
+    hls_viewers: Mutex<HashMap<u64, HlsViewer>>,
+    /// Refusals by (protocol, reason).
+    refusals: Mutex<HashMap<(&'static str, &'static str), u64>>,
     next_id: AtomicU64,
     id_seed: u64,
     pub gateway: GatewayCounters,
@@ -124,6 +157,9 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             sessions: Mutex::default(),
+            paths: Mutex::default(),
+            hls_viewers: Mutex::default(),
+            refusals: Mutex::default(),
             next_id: AtomicU64::new(0),
             // Ids differ between runs, so logs of two runs are not confused.
             id_seed: rand::random(),
@@ -168,6 +204,97 @@ impl Metrics {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<SessionInfo>>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.sessions)
     }
+
+    /// Count bytes of `path` (sessions add theirs once a second).
+    pub fn add_path_bytes(&self, path: &str, bytes_in: u64, bytes_out: u64) {
+        if bytes_in == 0 && bytes_out == 0 {
+            return;
+        }
+        let mut paths = lock(&self.paths);
+        match paths.get_mut(path) {
+            Some(p) => {
+                p.bytes_in += bytes_in;
+                p.bytes_out += bytes_out;
+            }
+            None => {
+                paths.insert(
+                    path.to_owned(),
+                    PathBytes {
+                        bytes_in,
+                        bytes_out,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn path_bytes(&self) -> Vec<(String, PathBytes)> {
+        let mut v: Vec<_> = lock(&self.paths)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// An HLS request of `path` by `peer` with `user_agent` was answered with
+    /// `bytes` of body.
+    pub fn hls_seen(&self, path: &str, peer: SocketAddr, user_agent: &str, bytes: u64) {
+        let mut key = crate::media::fnv1a(path.as_bytes());
+        key ^= crate::media::fnv1a(peer.ip().to_string().as_bytes()).rotate_left(21);
+        key ^= crate::media::fnv1a(user_agent.as_bytes()).rotate_left(42);
+        let now = Instant::now();
+        let mut viewers = lock(&self.hls_viewers);
+        if let Some(v) = viewers.get_mut(&key) {
+            v.last_seen = now;
+            v.bytes_out += bytes;
+            return;
+        }
+        if viewers.len() >= HLS_VIEWERS_MAX {
+            viewers.retain(|_, v| now.duration_since(v.last_seen) < HLS_VIEWER_IDLE);
+            if viewers.len() >= HLS_VIEWERS_MAX {
+                return;
+            }
+        }
+        viewers.insert(
+            key,
+            HlsViewer {
+                id: key,
+                path: path.to_owned(),
+                peer,
+                user_agent: user_agent.chars().take(200).collect(),
+                started: SystemTime::now(),
+                last_seen: now,
+                bytes_out: bytes,
+            },
+        );
+    }
+
+    /// HLS viewers seen in the last [`HLS_VIEWER_IDLE`]; older ones are forgotten.
+    pub fn hls_viewers(&self) -> Vec<HlsViewer> {
+        let now = Instant::now();
+        let mut viewers = lock(&self.hls_viewers);
+        viewers.retain(|_, v| now.duration_since(v.last_seen) < HLS_VIEWER_IDLE);
+        let mut v: Vec<_> = viewers.values().cloned().collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path).then(a.started.cmp(&b.started)));
+        v
+    }
+
+    /// A session or request refused, by protocol and reason (a short
+    /// snake_case label: `forbidden`, `wrong_passphrase`, `hook`, ...).
+    pub fn refused(&self, protocol: &'static str, reason: &'static str) {
+        *lock(&self.refusals).entry((protocol, reason)).or_insert(0) += 1;
+    }
+
+    pub fn refusals(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let mut v: Vec<_> = lock(&self.refusals).iter().map(|(k, n)| (*k, *n)).collect();
+        v.sort();
+        v
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

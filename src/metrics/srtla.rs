@@ -208,7 +208,7 @@ type Family = (
 type PathFigures = (String, u64, u64, u64);
 
 /// A Prometheus label value: backslash, quote and newline escaped.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

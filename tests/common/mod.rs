@@ -489,6 +489,8 @@ srt:
   enabled: false
 http:
   enabled: false
+api:
+  enabled: false
 paths:
 {extra_paths}  - name: "secure/aes128"
     passphrase: "0123456789abcdef"

@@ -37,6 +37,15 @@ impl SharedBody {
         Self::new(Rc::from([]))
     }
 
+    /// Bytes not yet sent (all of them for a fresh body).
+    pub fn len(&self) -> u64 {
+        self.remaining
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
     /// A body of one chunk.
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
         Self::new(Rc::from([bytes.into()]))

@@ -154,6 +154,7 @@ pub fn content_type(name: &str) -> &'static str {
         Some("png") => "image/png",
         Some("ico") => "image/x-icon",
         Some("txt" | "md") => "text/plain; charset=utf-8",
+        Some("yaml" | "yml") => "application/yaml",
         Some("woff2") => "font/woff2",
         _ => "application/octet-stream",
     }

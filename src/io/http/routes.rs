@@ -317,6 +317,7 @@ impl App {
             }
             _ => {
                 metrics.refused.fetch_add(1, Ordering::Relaxed);
+                self.shard.metrics.refused("http", "method");
                 let mut res = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
                 res.headers_mut().insert(
                     header::ALLOW,
@@ -331,6 +332,7 @@ impl App {
             Ok(r) => r,
             Err(RouteError::Traversal) => {
                 metrics.refused.fetch_add(1, Ordering::Relaxed);
+                self.shard.metrics.refused("http", "traversal");
                 self.log_refusal(peer, uri.path(), "path traversal attempt");
                 return json_error(StatusCode::BAD_REQUEST, "bad path");
             }
@@ -358,7 +360,20 @@ impl App {
                 if let Err(res) = self.may_read(path, &req, peer) {
                     return *res;
                 }
-                self.hls(path, resource).await
+                let agent = req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let res = self.hls(path, resource).await;
+                if res.status().is_success() {
+                    // Viewers and per-path bytes: one short lock per request.
+                    let bytes = res.body().len() as u64;
+                    let m = &self.shard.metrics;
+                    m.hls_seen(path, peer, agent, bytes);
+                    m.add_path_bytes(path, 0, bytes);
+                }
+                res
             }
         }
     }
@@ -401,6 +416,7 @@ impl App {
             Some(Ok(())) => Ok(()),
             Some(Err(Denied::Forbidden)) => {
                 metrics.refused.fetch_add(1, Ordering::Relaxed);
+                self.shard.metrics.refused("http", "forbidden");
                 self.log_refusal(peer, path, "reading this path is not allowed");
                 Err(Box::new(json_error(
                     StatusCode::FORBIDDEN,
@@ -409,6 +425,7 @@ impl App {
             }
             Some(Err(Denied::Unauthorized)) => {
                 metrics.refused.fetch_add(1, Ordering::Relaxed);
+                self.shard.metrics.refused("http", "unauthorized");
                 if req.headers().contains_key(header::AUTHORIZATION) {
                     self.log_refusal(peer, path, "wrong credentials");
                 }

@@ -240,6 +240,7 @@ impl Acceptor {
         code: srt_protocol::packet::RejectReason,
     ) {
         GatewayCounters::inc(&self.shard.metrics.gateway.srt_refused);
+        self.shard.metrics.refused("srt", access::label(code));
         if let Some(n) = self.logs.borrow_mut().refused.check(Instant::now()) {
             let sid = crate::proto::streamid::redact(sid.unwrap_or(""));
             warn!(peer = %from, sid = ?sid, reason = ?reason, code = i32::from(code),

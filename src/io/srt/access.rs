@@ -36,6 +36,8 @@ pub struct Admission {
     pub role: Role,
     pub path: String,
     pub user: Option<String>,
+    /// The password the caller gave (checked again when the rules change).
+    pub pass: Option<String>,
     /// Passphrase to answer with (the path's), with the caller's key size.
     pub passphrase: Option<String>,
     pub key_size: KeySize,
@@ -181,8 +183,26 @@ pub fn admit(
         wait_for_publisher: rule.wait_for_publisher,
         publisher_grace: rule.publisher_grace,
         user: req.user,
+        pass: req.pass,
         path: req.path,
     })
+}
+
+/// The short label of a rejection, for the refusal counters.
+pub fn label(code: RejectReason) -> &'static str {
+    match code {
+        RejectReason::Server(ServerRejectReason::BadRequest) => "bad_stream_id",
+        RejectReason::Server(ServerRejectReason::Notfound) => "not_found",
+        RejectReason::Server(ServerRejectReason::Forbidden) => "forbidden",
+        RejectReason::Server(ServerRejectReason::Unauthorized) => "unauthorized",
+        RejectReason::Server(ServerRejectReason::Conflict) => "conflict",
+        RejectReason::Server(ServerRejectReason::Overload) => "limit",
+        RejectReason::Core(CoreRejectReason::BadSecret) => "wrong_passphrase",
+        RejectReason::Core(CoreRejectReason::Unsecure) => "encryption_mismatch",
+        RejectReason::Core(CoreRejectReason::Version)
+        | RejectReason::Server(ServerRejectReason::Version) => "version",
+        _ => "other",
+    }
 }
 
 /// Phrase for a rejection srt-protocol produced itself (e.g. a wrong passphrase).

@@ -191,6 +191,21 @@ impl SrtListener {
         send
     }
 
+    /// The listener's address was removed by a reload: end its sessions (the
+    /// caller stops its tasks, which closes the socket).
+    pub fn close(&self) {
+        let mut closed = 0;
+        for peer in self.peers.borrow().values() {
+            if let Peer::Open(m) = peer {
+                if !m.is_done() {
+                    m.stop(super::StopReason::Reload("its listen address was removed"));
+                    closed += 1;
+                }
+            }
+        }
+        tracing::info!(listen = %self.local, sessions = closed, "srt listener closed");
+    }
+
     /// Drop handshakes that never finished and forget ended sessions; every second.
     pub async fn housekeeping(self: Rc<Self>) {
         loop {

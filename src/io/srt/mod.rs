@@ -39,6 +39,11 @@ pub enum StopReason {
     TakenOver,
     /// The SRTLA group carrying the session closed (why).
     Srtla(&'static str),
+    /// An operator asked for it through the API.
+    Kicked,
+    /// A configuration reload: the path's rules no longer let the session in,
+    /// or its listener went (why).
+    Reload(&'static str),
 }
 
 impl StopReason {
@@ -46,7 +51,8 @@ impl StopReason {
         match self {
             StopReason::Shutdown => "gateway shutting down",
             StopReason::TakenOver => "taken over by a new publisher",
-            StopReason::Srtla(why) => why,
+            StopReason::Srtla(why) | StopReason::Reload(why) => why,
+            StopReason::Kicked => "kicked through the API",
         }
     }
 }

@@ -24,7 +24,8 @@ use tracing::{error, info, warn, Instrument};
 use super::access::{Admission, Role};
 use super::stats::SrtStats;
 use super::{contain, Mailbox, StopReason};
-use crate::io::shard::Shard;
+use crate::config::Mode;
+use crate::io::shard::{SessionEntry, Shard};
 use crate::io::srtla::GroupPort;
 use crate::io::udp;
 use crate::media::bus::EndReason;
@@ -65,7 +66,20 @@ pub fn start(
 ) -> Rc<Mailbox> {
     let mailbox = Rc::new(Mailbox::new());
     let id = shard.metrics.next_session_id();
-    shard.add_session(id, mailbox.clone());
+    shard.add_session(
+        id,
+        SessionEntry {
+            mailbox: mailbox.clone(),
+            path: adm.path.clone(),
+            mode: match adm.role {
+                Role::Publish => Mode::Publish,
+                Role::Read => Mode::Read,
+            },
+            user: adm.user.clone(),
+            pass: adm.pass.clone(),
+            encrypted: adm.passphrase.is_some(),
+        },
+    );
     let info = shard.metrics.open(SessionInfo {
         id,
         protocol: match transport {
@@ -74,6 +88,7 @@ pub fn start(
         },
         role: adm.role.as_str(),
         path: adm.path.clone(),
+        user: adm.user.clone(),
         peer,
         shard: shard.id,
         started: SystemTime::now(),
@@ -115,6 +130,7 @@ pub fn start(
         next_wake: now,
         started: now,
         last_flush: (now, 0),
+        path_flushed: (0, 0),
         end: None,
         peer_shutdown: false,
     };
@@ -169,6 +185,8 @@ struct Session {
     next_wake: Instant,
     started: Instant,
     last_flush: (Instant, u64),
+    /// Bytes already added to the path's totals (in, out).
+    path_flushed: (u64, u64),
     /// Why the session ends, once it does.
     end: Option<String>,
     peer_shutdown: bool,
@@ -231,7 +249,8 @@ impl Session {
         };
         if let Some(old) = replaced {
             info!(previous = %short_id(old.session), "taking over the path");
-            self.shard.kick(old.shard, old.session);
+            self.shard
+                .kick(old.shard, old.session, StopReason::TakenOver);
         }
         info!(
             latency_ms = self.adm.latency.as_millis() as u64,
@@ -626,6 +645,18 @@ impl Session {
         c.naks.store(s.naks_in + s.naks_out, Relaxed);
         c.rtt_us
             .store(s.rtt.map_or(0, |r| r.as_micros() as u64), Relaxed);
+        c.rtt_var_us
+            .store(s.rtt_var.map_or(0, |r| r.as_micros() as u64), Relaxed);
+        // Per-path totals: payload bytes in for publishers, out for readers.
+        let (path_in, path_out) = match self.adm.role {
+            Role::Publish => (s.bytes_in, 0),
+            Role::Read => (0, s.bytes_out),
+        };
+        let (was_in, was_out) = self.path_flushed;
+        self.shard
+            .metrics
+            .add_path_bytes(&self.adm.path, path_in - was_in, path_out - was_out);
+        self.path_flushed = (path_in, path_out);
         let bytes = s.bytes_in + s.bytes_out;
         let (then, before) = self.last_flush;
         let secs = now.duration_since(then).as_secs_f64();

@@ -30,6 +30,8 @@ pub struct SrtStats {
     pub naks_in: u64,
     pub naks_out: u64,
     pub rtt: Option<Duration>,
+    /// RTT variance: the peer's figure from its ACKs, or ours from ACK/ACK2 pairs.
+    pub rtt_var: Option<Duration>,
     next_seq: Option<u32>,
     acks: [Option<(FullAckSeqNumber, Instant)>; ACK_RING],
     ack_pos: usize,
@@ -82,7 +84,14 @@ impl SrtStats {
                         .find(|s| matches!(s, Some((m, _)) if m == n))
                     {
                         let (_, sent) = slot.take().expect("matched Some");
-                        self.rtt = Some(now.saturating_duration_since(sent));
+                        let sample = now.saturating_duration_since(sent);
+                        // RFC 6298-style smoothing of the deviation (1/4 gain).
+                        if let Some(prev) = self.rtt {
+                            let dev = sample.abs_diff(prev);
+                            let var = self.rtt_var.unwrap_or(dev);
+                            self.rtt_var = Some((var * 3 + dev) / 4);
+                        }
+                        self.rtt = Some(sample);
                     }
                 }
                 ControlTypes::Ack(Acknowledgement::Full(_, stats, _))
@@ -90,6 +99,7 @@ impl SrtStats {
                     let rtt = stats.rtt.mean_as_duration();
                     if !rtt.is_zero() {
                         self.rtt = Some(rtt);
+                        self.rtt_var = Some(stats.rtt.variance_as_duration());
                     }
                 }
                 ControlTypes::Nak(list) => {
