@@ -7,6 +7,7 @@ pub mod bond;
 pub mod clock;
 pub mod control;
 pub mod hls;
+pub mod hooks;
 pub mod http;
 pub mod reload;
 pub mod runtime;

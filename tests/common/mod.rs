@@ -33,6 +33,7 @@ pub mod craft;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod openapi;
 pub mod relay;
 
 /// How long a gateway may take to log `srtgate ready`.

@@ -385,19 +385,29 @@ fn query_flag(query: Option<&str>, key: &str) -> bool {
     })
 }
 
-/// Read a request body of at most `max` bytes (413 beyond).
+/// Bodies larger than this are not even drained before the 413 (the
+/// client may then see its connection reset instead of the answer).
+const DRAIN_MAX: u64 = 16 << 20;
+
+/// Read a request body of at most `max` bytes (413 beyond). An oversized
+/// body is read to its end and dropped (up to [`DRAIN_MAX`]), so the client
+/// gets the 413 rather than a reset connection.
 async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Box<Response<SharedBody>>> {
     let too_large = || {
-        Box::new(error(
+        let mut res = error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body is larger than api.max_body ({max} bytes)"),
-        ))
+        );
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Box::new(res)
     };
-    if body.size_hint().lower() > max as u64 {
+    if body.size_hint().lower() > DRAIN_MAX {
         return Err(too_large());
     }
     let mut body = std::pin::pin!(body);
     let mut buf = BytesMut::new();
+    let mut seen = 0u64;
     let read = async {
         while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
             let frame = frame.map_err(|e| {
@@ -407,11 +417,17 @@ async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Box<Response<Sha
                 ))
             })?;
             if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > max {
+                seen += data.len() as u64;
+                if seen > DRAIN_MAX {
                     return Err(too_large());
                 }
-                buf.extend_from_slice(&data);
+                if seen <= max as u64 {
+                    buf.extend_from_slice(&data);
+                }
             }
+        }
+        if seen > max as u64 {
+            return Err(too_large());
         }
         Ok(())
     };

@@ -25,6 +25,7 @@ use super::access::{Admission, Role};
 use super::stats::SrtStats;
 use super::{contain, Mailbox, StopReason};
 use crate::config::Mode;
+use crate::io::hooks::{self, Hook};
 use crate::io::shard::{SessionEntry, Shard};
 use crate::io::srtla::GroupPort;
 use crate::io::udp;
@@ -196,9 +197,25 @@ impl Session {
     async fn run(mut self) {
         // The handshake answer goes out first.
         self.flush_out().await;
-        match self.adm.role {
-            Role::Publish => self.publish().await,
-            Role::Read => self.read().await,
+        let (ask, tell) = match self.adm.role {
+            Role::Publish => (Hook::Publish, Hook::Unpublish),
+            Role::Read => (Hook::Read, Hook::ReadEnd),
+        };
+        let hooks = self.shard.with_config(|c| c.hooks.clone());
+        match hooks::ask(&hooks, ask, &self.info).await {
+            Err(why) => {
+                warn!(hook = ask.name(), reason = %why, "refused by a hook");
+                self.shard.metrics.refused(self.info.protocol, "hook");
+                self.end = Some(format!("refused: {why}"));
+            }
+            Ok(()) => {
+                match self.adm.role {
+                    Role::Publish => self.publish().await,
+                    Role::Read => self.read().await,
+                }
+                let hooks = self.shard.with_config(|c| c.hooks.clone());
+                hooks::notify(&hooks, tell, &self.info);
+            }
         }
         if self.mailbox.stop_reason().is_some() || !self.peer_shutdown {
             self.send_shutdown().await;
