@@ -342,9 +342,9 @@ fn every_endpoint_answers_as_documented_with_live_sessions() {
         None,
     );
     assert_eq!(r.status, 409, "{}", r.describe());
-    let config_after = api.get(&gw, "/v1/config", "/v1/config");
+    let config_after = api.get(&gw, "/v1/health", "/v1/health");
     assert_eq!(
-        config_after["generation"], config["generation"],
+        config_after["config_generation"], health["config_generation"],
         "a refused change changed the configuration"
     );
 
@@ -522,7 +522,7 @@ fn rule_and_listener_changes_apply_to_running_sessions() {
 
     // An invalid configuration: 400 with its place; file and config unchanged.
     let file_before = std::fs::read(&gw.config_path).unwrap();
-    let gen_before = api.get(&gw, "/v1/config", "/v1/config")["generation"].clone();
+    let gen_before = api.get(&gw, "/v1/health", "/v1/health")["config_generation"].clone();
     let bad = String::from_utf8(file_before.clone())
         .unwrap()
         .replace("latency: 120ms", "latency: 1ms");
@@ -553,7 +553,7 @@ fn rule_and_listener_changes_apply_to_running_sessions() {
         "a refused PUT wrote the file"
     );
     assert_eq!(
-        api.get(&gw, "/v1/config", "/v1/config")["generation"],
+        api.get(&gw, "/v1/health", "/v1/health")["config_generation"],
         gen_before
     );
 

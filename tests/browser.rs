@@ -103,3 +103,126 @@ fn chromium_plays_the_player_page_with_hlsjs_and_natively() {
     }
     gw.assert_alive("after the browsers");
 }
+
+/// The dashboard (`/` on the API port) in headless Chromium
+/// (`tests/browser/dashboard.mjs`): it lists a live stream, its kick button
+/// closes a reader, and a broken configuration shows its error location
+/// while the running configuration stays.
+#[test]
+fn chromium_dashboard_lists_kicks_and_shows_config_errors() {
+    require_tools(&["ffmpeg", "node", "chromium"]);
+    assert!(
+        std::path::Path::new("tests/browser/node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `make test` (it runs npm ci in tests/browser)"
+    );
+    let _cpu = heavy();
+    let dir = TestDir::new("browser_dashboard");
+    let (http_port, api_port) = (free_tcp_port(), free_tcp_port());
+    let token = "dashboard-token-0123456789";
+    let mut gw = Gateway::start_with(&dir, |port| {
+        config_with(port, "", "").replace(
+            "http:\n  enabled: false\napi:\n  enabled: false\n",
+            &format!(
+                "http:\n  listen: [\"127.0.0.1:{http_port}\"]\napi:\n  listen: [\"127.0.0.1:{api_port}\"]\n  token: \"{token}\"\n"
+            ),
+        )
+    });
+    let mark = gw.mark();
+    let url = srt_url(gw.port, "publish:live/dash", PUBLISH_OPTS);
+    let src = Source::default().gop(25).seconds(90.0);
+    let mut publisher = publish_ffmpeg(&dir, "pub", &url, &src);
+    wait_publishing(
+        &mut gw,
+        mark,
+        "live/dash",
+        &mut publisher,
+        Duration::from_secs(10),
+    );
+    let mut reader = start_decode(
+        &dir,
+        "reader",
+        &srt_url(gw.port, "read:live/dash", READ_OPTS),
+        80.0,
+    );
+
+    // The reader's id, from the API.
+    let api = format!("http://127.0.0.1:{api_port}");
+    let mut client = common::http::Client::new();
+    let mut reader_id = None;
+    for _ in 0..100 {
+        let r = client
+            .get(&format!("{api}/v1/sessions"))
+            .expect("GET /v1/sessions");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        reader_id = v["sessions"].as_array().and_then(|l| {
+            l.iter()
+                .find(|s| s["role"] == "read")
+                .and_then(|s| s["id"].as_str().map(str::to_owned))
+        });
+        if reader_id.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reader_id = reader_id.unwrap_or_else(|| gw.fail("the reader never showed in /v1/sessions"));
+
+    // A configuration with a value out of range on line 4.
+    let broken = dir.file("broken.yaml");
+    std::fs::write(
+        &broken,
+        "srt:\n  listen: [\"127.0.0.1:1\"]\n  max_sessions: 10\n  latency: 1ms\n",
+    )
+    .unwrap();
+    let config_before = std::fs::read(&gw.config_path).unwrap();
+    let out = Command::new("node")
+        .arg("tests/browser/dashboard.mjs")
+        .args([
+            "--url",
+            &format!("{api}/"),
+            "--path",
+            "live/dash",
+            "--token",
+            token,
+        ])
+        .args(["--kick", &reader_id, "--broken-config"])
+        .arg(&broken)
+        .output()
+        .unwrap_or_else(|e| gw.fail(&format!("cannot run node: {e}")));
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        gw.fail(&format!(
+            "dashboard.mjs failed ({}):\n{stdout}\n{}",
+            out.status,
+            last_lines(&String::from_utf8_lossy(&out.stderr), 20)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| gw.fail(&format!("dashboard.mjs printed no JSON ({e}): {stdout}")));
+    assert_eq!(v["streamListed"], true, "{v}");
+    assert!(v["rowText"].as_str().unwrap_or("").contains("H264"), "{v}");
+    assert_eq!(v["kicked"], true, "{v}");
+    let error = v["configError"].as_str().unwrap_or("");
+    assert!(
+        error.contains("request body:4:") && error.contains("srt.latency"),
+        "the editor did not show the error's place: {v}"
+    );
+    assert!(
+        v["applyError"]
+            .as_str()
+            .is_some_and(|e| e.contains("srt.latency")),
+        "{v}"
+    );
+    assert_eq!(v["errors"], serde_json::json!([]), "page errors: {v}");
+    assert_eq!(
+        v["consoleErrors"],
+        serde_json::json!([]),
+        "console errors: {v}"
+    );
+    // The kick reached the reader; the broken configuration changed nothing.
+    assert!(
+        reader.wait(Duration::from_secs(15)).is_ok(),
+        "the kicked reader's ffmpeg did not end"
+    );
+    assert_eq!(std::fs::read(&gw.config_path).unwrap(), config_before);
+    gw.assert_alive("after the dashboard");
+}

@@ -226,12 +226,15 @@ impl App {
                 }
             }
             ("/v1/config", m) if m == Method::GET || m == Method::HEAD => {
+                // Exactly a configuration (PUT takes it back as it is); the
+                // generation goes in a header.
                 let (gen, config) = self.control.current();
-                let mut v = serde_json::to_value(&*config).unwrap_or(Value::Null);
-                if let Value::Object(o) = &mut v {
-                    o.insert("generation".into(), json!(gen));
+                let v = serde_json::to_value(&*config).unwrap_or(Value::Null);
+                let mut res = json_response(StatusCode::OK, &v);
+                if let Ok(g) = HeaderValue::from_str(&gen.to_string()) {
+                    res.headers_mut().insert("x-config-generation", g);
                 }
-                json_response(StatusCode::OK, &v)
+                res
             }
             ("/v1/config", m) => {
                 let dry_run = query_flag(query.as_deref(), "dry_run");
