@@ -619,3 +619,62 @@ fn hostile_registrations_hit_limits_and_spare_the_live_group() {
     );
     gw.assert_alive("after the flood");
 }
+
+/// `srtla.max_groups` changed through the API applies to the next
+/// registration: no restart, the groups already registered stay.
+#[test]
+fn srtla_limits_change_live_through_the_api() {
+    let _cpu = light();
+    let dir = TestDir::new("srtla_live_limits");
+    let api_port = free_tcp_port();
+    let srtla_port = free_udp_port();
+    let mut gw = Gateway::start_with(&dir, |port| {
+        srtla_config(port, srtla_port, "  max_groups: 2\n").replace(
+            "api:\n  enabled: false\n",
+            &format!("api:\n  listen: [\"127.0.0.1:{api_port}\"]\n"),
+        )
+    });
+    let sock = UdpSocket::bind("127.0.0.7:0").expect("bind");
+    sock.connect(srtla_addr(srtla_port)).unwrap();
+    let mut ids = rand::rngs::StdRng::seed_from_u64(77);
+    let mut register = |n: usize| {
+        let batch: Vec<Vec<u8>> = (0..n)
+            .map(|_| {
+                let mut id = [0u8; 256];
+                ids.fill_bytes(&mut id);
+                reg(REG1, &id)
+            })
+            .collect();
+        let r = exchange(&sock, batch.into_iter());
+        (
+            r.get(&REG2).copied().unwrap_or(0),
+            r.get(&REG_NAK).copied().unwrap_or(0),
+        )
+    };
+    assert_eq!(
+        register(5),
+        (2, 3),
+        "max_groups 2: two groups, three refusals"
+    );
+    let mut client = common::http::Client::new();
+    let res = client
+        .request_body(
+            "PATCH",
+            &format!("http://127.0.0.1:{api_port}/v1/config"),
+            &[("content-type", "application/merge-patch+json")],
+            br#"{"srtla": {"max_groups": 5}}"#,
+        )
+        .unwrap_or_else(|e| gw.fail(&format!("PATCH: {e}")));
+    assert_eq!(res.status, 200, "{}", res.describe());
+    assert!(
+        res.text().contains("\"srtla_settings\":true"),
+        "{}",
+        res.text()
+    );
+    assert_eq!(
+        register(5),
+        (3, 2),
+        "after max_groups 5: three more groups beside the two, two refusals"
+    );
+    gw.assert_alive("after the live limit change");
+}

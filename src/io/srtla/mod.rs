@@ -306,6 +306,14 @@ impl SrtlaShard {
             let mut rng = self.rng.borrow_mut();
             let tag = via(origin, listen);
             let mut receiver = self.receiver.borrow_mut();
+            if reserved {
+                // A registration: take limits changed by a reload at once,
+                // not at the next tick.
+                let limits = limits_of(&self.shard);
+                if receiver.limits() != &limits {
+                    receiver.set_limits(limits);
+                }
+            }
             receiver.on_datagram(now, from, tag, data, &mut *rng, &mut events);
         }
         if reserved
