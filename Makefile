@@ -14,7 +14,7 @@ TEST_ARGS ?=
 
 # Real SRT peers the integration tests talk to (Debian package names).
 TEST_PACKAGES := ffmpeg srt-tools gstreamer1.0-tools gstreamer1.0-plugins-base \
-                 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+                 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav \
                  chromium nginx wrk
 # npm packages: hls.js for the player page (html/), playwright-core for the
 # browser tests (tests/browser/). Versions are pinned in their package.json;

@@ -142,6 +142,9 @@ pub struct PathRule {
     /// another) to come back; 0 = they are ended at once.
     #[serde(with = "duration")]
     pub publisher_grace: Duration,
+    /// SRT readers get TS muxed again from the frames (video and audio tracks
+    /// only) instead of the publisher's own transport stream passed through.
+    pub remux: bool,
 }
 
 /// What happens when a second publisher arrives on a published path.
@@ -234,6 +237,7 @@ impl Default for PathRule {
             wait_for_publisher: Duration::from_secs(10),
             max_readers: 0,
             publisher_grace: Duration::ZERO,
+            remux: false,
         }
     }
 }

@@ -1,13 +1,16 @@
-//! The HLS streams one shard is home to, and the requests they answer: the
+//! The HLS outputs one shard is home to, and the requests they answer: the
 //! HLS shell around the sans-IO [`crate::media::hls`] variants (it owns
 //! their clock and their waits).
 //!
-//! Each path's HLS output lives on one shard, its *home*, chosen by a hash of
-//! the path (not by the publisher's shard), so a publisher that reconnects and
-//! lands on another shard still continues the same playlist. The publisher's
-//! shard sends the home every frame with the TS chunk it muxed for it
-//! ([`HlsMsg::Frame`]; a direct call when the home is the same shard); the
-//! home builds the TS and LL-HLS variants once for every viewer.
+//! HLS is one output of the media core (see the architecture map in
+//! `lib.rs`): each path's HLS output lives on one shard, its *home*, chosen by
+//! a hash of the path (not by the publisher's shard), so a publisher that
+//! reconnects and lands on another shard still continues the same playlist.
+//! It is created when the first request for a published path arrives,
+//! subscribes to the stream's frames on its home shard (the relay brings them
+//! from the publisher's shard, starting at the GOP cache's keyframe), muxes
+//! the TS variant and the LL-HLS variant once for every viewer, and is dropped
+//! `hls.keep_after_end` after its publisher left or its last request came.
 //!
 //! HTTP requests arriving on any shard are answered by the home: directly, or
 //! as a [`HlsMsg::Get`] that comes back as a [`HlsMsg::Reply`]. Waiting
@@ -22,40 +25,22 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_lite::future;
 
 use crate::config::HlsConfig;
+use crate::io::hub::Hub;
+use crate::media::bus::EndReason;
 use crate::media::hls::{Fmp4Hls, HlsSettings, TsHls};
-use crate::media::registry::Registry;
-use crate::media::{Frame, TrackInfo, TsChunk};
+use crate::media::{Frame, TrackInfo};
 use crate::proto::hls::playlist::Blocking;
+use crate::proto::ts::TsMuxer;
 
-/// HLS messages between shards.
+/// HLS requests between shards.
 #[derive(Debug)]
 pub enum HlsMsg {
-    /// Publisher generation `gen` of `path` has these tracks.
-    Start {
-        path: Arc<str>,
-        gen: u64,
-        tracks: Vec<TrackInfo>,
-    },
-    /// One frame and its TS chunk; `seq` counts the publisher's frames, so the
-    /// home notices frames lost on a full channel.
-    Frame {
-        path: Arc<str>,
-        gen: u64,
-        seq: u64,
-        frame: Frame,
-        chunk: Bytes,
-    },
-    /// Publisher generation `gen` left.
-    End {
-        path: Arc<str>,
-        gen: u64,
-    },
     /// A request from shard `from`, to be answered with `Reply { id }`.
     Get {
         from: usize,
@@ -209,13 +194,17 @@ type Edge = (u64, Option<(u64, usize)>, bool);
 /// One path's HLS output.
 struct HlsStream {
     gen: Cell<u64>,
-    next_seq: Cell<u64>,
-    /// A publisher is feeding it.
+    /// A publisher is feeding it (or it waits for the first frames).
     live: Cell<bool>,
     ended_at: Cell<Option<Instant>>,
+    /// When the last request for it came.
+    requested_at: Cell<Instant>,
     ts: RefCell<Option<TsHls>>,
     ll: RefCell<Option<Fmp4Hls>>,
-    tracks: RefCell<Vec<TrackInfo>>,
+    /// The TS variant's muxer (the output's own: once per stream).
+    mux: RefCell<Option<TsMuxer>>,
+    /// Fired when the output is dropped: its feeding task ends.
+    stop: Notify,
     /// Fired whenever either playlist changes.
     changed: Notify,
     /// What the playlists looked like at the last notification.
@@ -252,6 +241,34 @@ impl HlsStream {
         if let Some(ll) = self.ll.borrow_mut().as_mut() {
             ll.end();
         }
+    }
+
+    /// The publisher left: the playlists end; the output lingers.
+    fn finish(&self) {
+        if self.live.get() {
+            self.end();
+            self.live.set(false);
+            self.ended_at.set(Some(Instant::now()));
+            self.check_changed(true);
+        }
+    }
+
+    /// One frame of the stream (after [`HlsHome::start`]).
+    fn frame(&self, frame: &Frame) {
+        let now = SystemTime::now();
+        if let Some(ts) = self.ts.borrow_mut().as_mut() {
+            let chunk = self
+                .mux
+                .borrow_mut()
+                .as_mut()
+                .map(|m| m.mux(frame))
+                .unwrap_or_default();
+            ts.push(frame, &chunk, now);
+        }
+        if let Some(ll) = self.ll.borrow_mut().as_mut() {
+            ll.push(frame, now);
+        }
+        self.check_changed(false);
     }
 
     fn is_playable(&self, variant: Variant) -> Option<bool> {
@@ -311,26 +328,36 @@ pub struct HlsStreamInfo {
     pub memory: usize,
 }
 
-/// The HLS streams whose home is this shard.
-pub struct HlsStreams {
-    registry: Arc<Registry>,
+/// The HLS outputs whose home is this shard, and the requests this shard
+/// sent to other homes.
+pub struct HlsHome {
+    hub: Rc<Hub>,
     config: RefCell<HlsConfig>,
     streams: RefCell<HashMap<Arc<str>, Rc<HlsStream>>>,
-    /// Fired when a stream is created, for requests waiting for one.
-    created: Notify,
+    /// Requests sent to other shards, waiting for their reply.
+    pending: RefCell<HashMap<u64, Rc<ReplySlot>>>,
+    next_request: Cell<u64>,
     /// First media sequence number of the next stream: tenths of a second
     /// since 1970, so a stream made later never reuses an earlier one's
     /// segment names (segments are served as immutable).
     clock: fn() -> SystemTime,
 }
 
-impl HlsStreams {
-    pub fn new(registry: Arc<Registry>, config: HlsConfig) -> Rc<Self> {
+/// Where the reply to a request sent to another shard lands.
+#[derive(Default)]
+struct ReplySlot {
+    res: RefCell<Option<HlsResponse>>,
+    ready: Notify,
+}
+
+impl HlsHome {
+    pub fn new(hub: Rc<Hub>, config: HlsConfig) -> Rc<Self> {
         Rc::new(Self {
-            registry,
+            hub,
             config: RefCell::new(config),
             streams: RefCell::new(HashMap::new()),
-            created: Notify::default(),
+            pending: RefCell::new(HashMap::new()),
+            next_request: Cell::new(0),
             clock: SystemTime::now,
         })
     }
@@ -355,27 +382,68 @@ impl HlsStreams {
         since.as_millis() as u64 / 100
     }
 
-    /// Handle a publisher's message (`Start`, `Frame`, `End`).
-    pub fn publish(&self, msg: HlsMsg) {
-        match msg {
-            HlsMsg::Start { path, gen, tracks } => self.start(path, gen, tracks),
-            HlsMsg::Frame {
-                path,
-                gen,
-                seq,
-                frame,
-                chunk,
-            } => self.frame(&path, gen, seq, &frame, chunk),
-            HlsMsg::End { path, gen } => {
-                let Some(s) = self.stream(&path) else { return };
-                if s.gen.get() == gen && s.live.get() {
-                    s.end();
-                    s.live.set(false);
-                    s.ended_at.set(Some(Instant::now()));
-                    s.check_changed(true);
+    /// The shard that is home to `path`'s HLS output (FNV-1a of the path).
+    pub fn home(&self, path: &str) -> usize {
+        (crate::media::fnv1a(path.as_bytes()) % self.hub.shards as u64) as usize
+    }
+
+    /// Answer an HLS request, asking the path's home shard (`home`, from
+    /// [`HlsHome::home`]) if it is another one. `timeout` bounds the wait for
+    /// a reply from there.
+    pub async fn request(
+        self: &Rc<Self>,
+        home: usize,
+        req: HlsRequest,
+        timeout: Duration,
+    ) -> HlsResponse {
+        if home == self.hub.shard {
+            return self.answer(req).await;
+        }
+        let id = self.next_request.get() + 1;
+        self.next_request.set(id);
+        let slot = Rc::new(ReplySlot::default());
+        self.pending.borrow_mut().insert(id, slot.clone());
+        let msg = HlsMsg::Get {
+            from: self.hub.shard,
+            id,
+            req,
+        };
+        let res = if self.hub.mesh().try_send(home, msg) {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let seen = slot.ready.version();
+                if let Some(res) = slot.res.borrow_mut().take() {
+                    break Some(res);
+                }
+                if !slot.ready.wait_until(seen, deadline).await {
+                    break None;
                 }
             }
-            HlsMsg::Get { .. } | HlsMsg::Reply { .. } => {}
+        } else {
+            None
+        };
+        self.pending.borrow_mut().remove(&id);
+        res.unwrap_or_else(|| HlsResponse::error(503, "busy: the stream's shard did not answer"))
+    }
+
+    /// A message from another shard: a request to answer here, or a reply.
+    pub fn handle(self: &Rc<Self>, msg: HlsMsg) {
+        match msg {
+            HlsMsg::Get { from, id, req } => {
+                // Answered in a task of its own: it may wait (blocking reload).
+                let home = self.clone();
+                glommio::spawn_local(async move {
+                    let res = home.answer(req).await;
+                    let _ = home.hub.mesh().send(from, HlsMsg::Reply { id, res }).await;
+                })
+                .detach();
+            }
+            HlsMsg::Reply { id, res } => {
+                if let Some(slot) = self.pending.borrow().get(&id) {
+                    *slot.res.borrow_mut() = Some(res);
+                    slot.ready.notify();
+                }
+            }
         }
     }
 
@@ -383,96 +451,134 @@ impl HlsStreams {
         self.streams.borrow().get(path).cloned()
     }
 
-    fn start(&self, path: Arc<str>, gen: u64, tracks: Vec<TrackInfo>) {
-        let config = self.config.borrow().clone();
-        let settings = self.settings();
-        let has_video = tracks.iter().any(|t| t.codec.is_video());
-        if let Some(s) = self.stream(&path) {
-            if gen < s.gen.get() {
-                return;
-            }
-            if s.live.get() {
-                // The previous publisher's End has not come (or was lost).
-                s.end();
-            }
-            if let Some(ll) = s.ll.borrow_mut().as_mut() {
-                ll.restart(&tracks);
-            }
-            s.gen.set(gen);
-            s.next_seq.set(0);
-            s.live.set(true);
-            s.ended_at.set(None);
-            *s.tracks.borrow_mut() = tracks;
-            s.check_changed(true);
-            return;
+    /// The output of `path`, created (and subscribed to the stream's frames)
+    /// for its first request if the path is published.
+    fn ensure(self: &Rc<Self>, path: &Arc<str>) -> Option<Rc<HlsStream>> {
+        if let Some(s) = self.stream(path) {
+            s.requested_at.set(Instant::now());
+            return Some(s);
         }
-        let first = self.first_msn();
+        self.hub.registry().publisher(path)?;
         let stream = Rc::new(HlsStream {
-            gen: Cell::new(gen),
-            next_seq: Cell::new(0),
+            gen: Cell::new(0),
             live: Cell::new(true),
             ended_at: Cell::new(None),
-            ts: RefCell::new(
-                config
-                    .ts
-                    .then(|| TsHls::new(&settings, has_video).starting_at(first)),
-            ),
-            ll: RefCell::new(
-                config
-                    .ll
-                    .then(|| Fmp4Hls::new(&settings, &tracks).starting_at(first)),
-            ),
-            tracks: RefCell::new(tracks),
+            requested_at: Cell::new(Instant::now()),
+            ts: RefCell::new(None),
+            ll: RefCell::new(None),
+            mux: RefCell::new(None),
+            stop: Notify::default(),
             changed: Notify::default(),
             edge: Cell::new((0, None, false)),
             rendered: RefCell::new([None, None]),
         });
-        self.streams.borrow_mut().insert(path, stream);
-        self.created.notify();
+        self.streams
+            .borrow_mut()
+            .insert(path.clone(), stream.clone());
+        tracing::info!(path = &**path, "hls: output created");
+        glommio::spawn_local(self.clone().feed(path.clone(), stream.clone())).detach();
+        Some(stream)
     }
 
-    fn frame(&self, path: &str, gen: u64, seq: u64, frame: &Frame, chunk: Bytes) {
-        let Some(s) = self.stream(path) else { return };
-        if gen != s.gen.get() || !s.live.get() {
-            return;
-        }
-        if seq != s.next_seq.get() {
-            // Frames were lost on the way here: end what we have and carry on
-            // after a discontinuity at the next keyframe.
-            tracing::warn!(
-                path,
-                lost = seq.saturating_sub(s.next_seq.get()),
-                "hls: frames lost between shards; the playlist continues after a discontinuity"
-            );
-            s.end();
-            if let Some(ll) = s.ll.borrow_mut().as_mut() {
-                ll.restart(&s.tracks.borrow());
+    /// The output's life: the stream's frames in, segments and parts out,
+    /// until the output is dropped.
+    async fn feed(self: Rc<Self>, path: Arc<str>, out: Rc<HlsStream>) {
+        let sub = self.hub.subscribe_frames(&path);
+        let mut need_start = true;
+        let mut skips = 0;
+        loop {
+            let next = future::or(async { Some(sub.reader.recv().await) }, async {
+                out.stop.changed(0).await;
+                None
+            })
+            .await;
+            let Some(next) = next else { break };
+            match next {
+                Ok(frame) => {
+                    let now_skips = sub.reader.skips().0;
+                    if now_skips != skips {
+                        skips = now_skips;
+                        tracing::warn!(
+                            path = &*path,
+                            "hls: frames were skipped; the playlist continues after a discontinuity"
+                        );
+                        need_start = true;
+                    }
+                    if need_start {
+                        let Some(d) = sub.stream.description() else {
+                            continue;
+                        };
+                        self.start(&out, sub.stream.gen(), &d.infos());
+                        need_start = false;
+                    }
+                    out.frame(&frame);
+                }
+                // Another publisher, a new track list, or frames lost between shards.
+                Err(EndReason::Restarted) => need_start = true,
+                Err(EndReason::Paused(_) | EndReason::PublisherGone) => {
+                    out.finish();
+                    need_start = true;
+                }
+                Err(EndReason::Closed) => {
+                    out.finish();
+                    break;
+                }
             }
         }
-        s.next_seq.set(seq + 1);
-        let now = SystemTime::now();
-        if let Some(ts) = s.ts.borrow_mut().as_mut() {
-            ts.push(frame, &TsChunk(chunk), now);
-        }
-        if let Some(ll) = s.ll.borrow_mut().as_mut() {
-            ll.push(frame, now);
-        }
-        s.check_changed(false);
     }
 
-    /// Drop streams whose publisher left more than `keep_after_end` ago.
+    /// Begin (or begin again, after a discontinuity) with these tracks.
+    fn start(&self, s: &HlsStream, gen: u64, tracks: &[TrackInfo]) {
+        let config = self.config.borrow().clone();
+        let settings = self.settings();
+        let has_video = tracks.iter().any(|t| t.codec.is_video());
+        *s.mux.borrow_mut() = Some(TsMuxer::new(tracks));
+        s.gen.set(gen);
+        s.live.set(true);
+        s.ended_at.set(None);
+        let created = s.ts.borrow().is_some() || s.ll.borrow().is_some();
+        if created {
+            // The segment in progress ends; the next one follows a discontinuity.
+            s.end();
+            if let Some(ll) = s.ll.borrow_mut().as_mut() {
+                ll.restart(tracks);
+            }
+        } else {
+            let first = self.first_msn();
+            *s.ts.borrow_mut() = config
+                .ts
+                .then(|| TsHls::new(&settings, has_video).starting_at(first));
+            *s.ll.borrow_mut() = config
+                .ll
+                .then(|| Fmp4Hls::new(&settings, tracks).starting_at(first));
+        }
+        s.check_changed(true);
+    }
+
+    /// Drop outputs whose publisher left, or whose last request came, more
+    /// than `keep_after_end` ago.
     pub fn sweep(&self, now: Instant) {
         let keep = self.config.borrow().keep_after_end;
         self.streams.borrow_mut().retain(|path, s| {
-            let gone = s
+            let ended = s
                 .ended_at
                 .get()
                 .is_some_and(|t| now.duration_since(t) >= keep);
-            if gone {
-                tracing::info!(path = &**path, "hls: stream dropped");
+            let idle = now.duration_since(s.requested_at.get()) >= keep;
+            if ended || idle {
+                tracing::info!(
+                    path = &**path,
+                    reason = if ended {
+                        "publisher gone"
+                    } else {
+                        "no requests"
+                    },
+                    "hls: output dropped"
+                );
+                s.stop.notify();
                 s.changed.notify();
             }
-            !gone
+            !(ended || idle)
         });
     }
 
@@ -501,7 +607,7 @@ impl HlsStreams {
 
     /// Answer a request, waiting as HLS allows (never longer than a few
     /// target durations).
-    pub async fn answer(&self, req: HlsRequest) -> HlsResponse {
+    pub async fn answer(self: &Rc<Self>, req: HlsRequest) -> HlsResponse {
         let config = self.config.borrow().clone();
         let variant = match &req.resource {
             Resource::Playlist { variant, .. } | Resource::Segment { variant, .. } => *variant,
@@ -517,28 +623,18 @@ impl HlsStreams {
         let start = Instant::now();
         // A path being published but without a segment yet: wait for one.
         let wait_first = start + config.wait_for_segment;
-        let stream = loop {
-            let seen = self.created.version();
-            match self.stream(&req.path) {
-                Some(s) => {
-                    let seen = s.changed.version();
-                    if s.is_playable(variant) == Some(true) {
-                        break s;
-                    }
-                    if !s.live.get() || !s.changed.wait_until(seen, wait_first).await {
-                        return HlsResponse::error(404, "no segment yet");
-                    }
-                }
-                None => {
-                    if self.registry.publisher(&req.path).is_none() {
-                        return HlsResponse::error(404, "no such stream");
-                    }
-                    if !self.created.wait_until(seen, wait_first).await {
-                        return HlsResponse::error(404, "no segment yet");
-                    }
-                }
-            }
+        let Some(stream) = self.ensure(&req.path) else {
+            return HlsResponse::error(404, "no such stream");
         };
+        loop {
+            let seen = stream.changed.version();
+            if stream.is_playable(variant) == Some(true) {
+                break;
+            }
+            if !stream.live.get() || !stream.changed.wait_until(seen, wait_first).await {
+                return HlsResponse::error(404, "no segment yet");
+            }
+        }
         // Blocking requests wait at most three target durations (RFC 8216bis 6.2.5.2).
         let deadline = Instant::now() + config.segment * 3;
         match req.resource {

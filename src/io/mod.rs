@@ -9,6 +9,8 @@ pub mod control;
 pub mod hls;
 pub mod hooks;
 pub mod http;
+pub mod hub;
+pub mod mesh;
 pub mod reload;
 pub mod runtime;
 pub mod shard;

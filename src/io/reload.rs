@@ -175,7 +175,7 @@ impl ShardListeners {
             hub.set_reader_queue(new.srt.reader_queue);
         }
         if changes.hls {
-            hub.hls.set_config(new.hls.clone());
+            self.shard.hls.set_config(new.hls.clone());
         }
         // SRTLA limits and allow-lists are read from the shard's configuration
         // on every registration and tick: nothing to do for them here.

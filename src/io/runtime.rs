@@ -15,22 +15,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::io::control::Control;
 use crate::io::http::files::StaticFiles;
+use crate::io::mesh::{Mesh, MeshBuilders};
 use crate::io::reload::ShardListeners;
 use crate::io::shard::Shard;
 use crate::io::srtla::SrtlaShard;
-use crate::media::hub::ShardMsg;
 use crate::media::registry::{Registry, MAX_SHARDS};
 use crate::metrics::Metrics;
 
-/// Messages between shards queued per (sender, receiver) pair.
-const MESH_CAPACITY: usize = 4096;
 /// How long shards give sessions to say goodbye on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 /// glommio's default registered-buffer memory per shard.
@@ -284,7 +281,7 @@ pub fn run(config: Config, file: PathBuf) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::default());
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let mesh = (shards > 1).then(|| MeshBuilder::<ShardMsg, _>::full(shards, MESH_CAPACITY));
+    let mesh = MeshBuilders::new(shards);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     let spawned = Arc::new(AtomicUsize::new(0));
 
@@ -407,33 +404,25 @@ async fn shard_main(
     control: Arc<Control>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    mesh: Option<MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>>,
+    mesh: Option<MeshBuilders>,
     stop: Arc<AtomicBool>,
     ready: mpsc::Sender<Result<usize, String>>,
     files: Arc<StaticFiles>,
 ) {
-    let (peers, receivers) = match mesh {
+    let (mesh, receivers) = match mesh {
         Some(m) => match m.join().await {
-            Ok((s, r)) => (Some(s), Some(r)),
-            Err(_) => {
-                let _ = ready.send(Err("cannot join the cross-shard mesh".into()));
+            Ok((mesh, rx)) => (mesh, Some(rx)),
+            Err(e) => {
+                let _ = ready.send(Err(e));
                 return;
             }
         },
-        None => (None, None),
+        None => (Mesh::single(fallback_id), None),
     };
-    let id = peers.as_ref().map_or(fallback_id, |p| p.peer_id());
-    let shard = Shard::new(id, count, config.clone(), registry, metrics, peers);
-    if let Some(mut receivers) = receivers {
-        for (_, rx) in receivers.streams() {
-            let shard = shard.clone();
-            glommio::spawn_local(async move {
-                while let Some(msg) = rx.recv().await {
-                    shard.handle(msg).await;
-                }
-            })
-            .detach();
-        }
+    let id = mesh.shard();
+    let shard = Shard::new(id, count, config.clone(), registry, metrics, mesh);
+    if let Some(rx) = receivers {
+        shard.serve_mesh(rx);
     }
     let srtla = srtla_addresses(&config);
     if !srtla.is_empty() {
@@ -457,11 +446,12 @@ async fn shard_main(
         return;
     }
     {
-        let hub = shard.hub.clone();
+        let shard = shard.clone();
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(Duration::from_secs(1)).await;
-                hub.hls.sweep(Instant::now());
+                shard.hls.sweep(Instant::now());
+                shard.publish_figures();
             }
         })
         .detach();

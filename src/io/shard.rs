@@ -1,5 +1,6 @@
-//! One shard: a glommio executor pinned to a core, with its hub of feeds, its
-//! sessions' mailboxes (to stop them), and its links to the other shards.
+//! One shard: a glommio executor pinned to a core, with its hub of streams,
+//! the HLS outputs it is home to, its sessions' mailboxes (to stop them), and
+//! its ends of the cross-shard mesh.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
@@ -7,12 +8,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::{Config, Mode};
-use crate::io::hls::HlsMsg;
+use crate::io::hls::HlsHome;
+use crate::io::hub::Hub;
+use crate::io::mesh::{ControlMsg, Mesh, MeshReceivers};
 use crate::io::srt::{Mailbox, StopReason};
 use crate::io::srtla::SrtlaShard;
-use crate::media::hub::{Hub, ShardMsg};
 use crate::media::registry::Registry;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ViewerTable};
 
 /// What a shard knows of one of its sessions: how to stop it, and what it
 /// was let in with (to check it again when the path rules change).
@@ -29,9 +31,14 @@ pub struct Shard {
     pub id: usize,
     pub count: usize,
     config: RefCell<Arc<Config>>,
+    pub mesh: Rc<Mesh>,
     pub hub: Rc<Hub>,
+    /// The HLS outputs whose home is this shard.
+    pub hls: Rc<HlsHome>,
     pub metrics: Arc<Metrics>,
     sessions: RefCell<HashMap<u64, SessionEntry>>,
+    /// HLS viewers seen on this shard (published to `metrics` now and then).
+    viewers: RefCell<ViewerTable>,
     stopping: Cell<bool>,
     srtla: OnceCell<Rc<SrtlaShard>>,
 }
@@ -43,16 +50,27 @@ impl Shard {
         config: Arc<Config>,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-        peers: Option<glommio::channels::channel_mesh::Senders<ShardMsg>>,
+        mesh: Mesh,
     ) -> Rc<Self> {
-        let hub = Hub::new(id, count, registry, peers, &config);
+        let mesh = Rc::new(mesh);
+        let hub = Hub::new(
+            id,
+            count,
+            registry.clone(),
+            mesh.clone(),
+            config.srt.reader_queue,
+        );
+        let hls = HlsHome::new(hub.clone(), config.hls.clone());
         Rc::new(Self {
             id,
             count,
             config: RefCell::new(config),
+            mesh,
             hub,
+            hls,
             metrics,
             sessions: RefCell::new(HashMap::new()),
+            viewers: RefCell::new(ViewerTable::default()),
             stopping: Cell::new(false),
             srtla: OnceCell::new(),
         })
@@ -125,9 +143,33 @@ impl Shard {
             if let Some(s) = self.sessions.borrow().get(&session) {
                 s.mailbox.stop(reason);
             }
-        } else {
-            self.hub.send_to(shard, ShardMsg::Kick { session, reason });
+        } else if !self
+            .mesh
+            .try_send(shard, ControlMsg::Kick { session, reason })
+        {
+            tracing::warn!(session = %crate::metrics::short_id(session), shard,
+                "kick not delivered: that shard's queue is full");
         }
+    }
+
+    /// An HLS request of `path` by `peer` with `user_agent` was answered with
+    /// `bytes` of body: no lock, O(1) (see [`crate::metrics::viewers`]).
+    pub fn hls_seen(&self, path: &str, peer: std::net::SocketAddr, user_agent: &str, bytes: u64) {
+        let now = std::time::Instant::now();
+        let mut table = self.viewers.borrow_mut();
+        if table.seen(path, peer, user_agent, bytes, now) {
+            self.metrics.publish_viewers(self.id, &mut table, now);
+        }
+    }
+
+    /// Once a second: this shard's figures for the API and `/metrics`.
+    pub fn publish_figures(&self) {
+        let now = std::time::Instant::now();
+        let mut table = self.viewers.borrow_mut();
+        if table.is_dirty() {
+            self.metrics.publish_viewers(self.id, &mut table, now);
+        }
+        self.metrics.set_relay_stats(self.id, self.hub.stats());
     }
 
     /// This shard's SRTLA shell, when SRTLA is enabled.
@@ -135,25 +177,45 @@ impl Shard {
         let _ = self.srtla.set(srtla);
     }
 
-    /// A message from another shard.
-    pub async fn handle(&self, msg: ShardMsg) {
-        match self.hub.handle(msg) {
-            Some(ShardMsg::Hls(HlsMsg::Get { from, id, req })) => {
-                // Answered in a task of its own: it may wait (blocking reload).
-                let hub = self.hub.clone();
-                glommio::spawn_local(async move {
-                    let res = hub.hls.answer(req).await;
-                    hub.hls_reply(from, id, res).await;
-                })
-                .detach();
-            }
-            Some(ShardMsg::Kick { session, reason }) => self.kick(self.id, session, reason),
-            Some(ShardMsg::Srtla(m)) => {
-                if let Some(srtla) = self.srtla.get() {
-                    srtla.handle_msg(m).await;
+    /// Serve the messages other shards send here, one task per (concern, sender).
+    pub fn serve_mesh(self: &Rc<Self>, mut rx: MeshReceivers) {
+        for (_, r) in rx.relay.streams() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = r.recv().await {
+                    shard.hub.handle(msg);
                 }
-            }
-            _ => {}
+            })
+            .detach();
+        }
+        for (_, r) in rx.control.streams() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(ControlMsg::Kick { session, reason }) = r.recv().await {
+                    shard.kick(shard.id, session, reason);
+                }
+            })
+            .detach();
+        }
+        for (_, r) in rx.srtla.streams() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = r.recv().await {
+                    if let Some(srtla) = shard.srtla.get() {
+                        srtla.handle_msg(msg).await;
+                    }
+                }
+            })
+            .detach();
+        }
+        for (_, r) in rx.hls.streams() {
+            let hls = self.hls.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = r.recv().await {
+                    hls.handle(msg);
+                }
+            })
+            .detach();
         }
     }
 

@@ -27,6 +27,10 @@ pub enum EndReason {
     Paused(std::time::Duration),
     /// The gateway is shutting down or the path was removed.
     Closed,
+    /// The stream started over (another publisher, a new track list, items
+    /// lost between shards): reported once, after which the queue goes on
+    /// from the next group start.
+    Restarted,
 }
 
 /// Bounds on what one group (GOP) may hold before the cache gives up on it.
@@ -45,9 +49,30 @@ struct Slot<T> {
     need_key: bool,
     ended: Option<EndReason>,
     paused: Option<std::time::Duration>,
+    /// Items still queued before [`EndReason::Restarted`] is to be told.
+    restart_after: Option<usize>,
     /// Overflow events and items dropped by them.
     skips: u64,
     dropped: u64,
+}
+
+impl<T> Slot<T> {
+    /// Whether the restart is due now (every item queued before it was taken).
+    fn take_restart(&mut self) -> bool {
+        if self.restart_after == Some(0) {
+            self.restart_after = None;
+            return true;
+        }
+        false
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        let item = self.queue.pop_front()?;
+        if let Some(n) = self.restart_after.as_mut() {
+            *n -= 1;
+        }
+        Some(item)
+    }
 }
 
 struct Inner<T> {
@@ -124,6 +149,9 @@ impl<T: BusItem> Bus<T> {
             if s.queue.len() >= capacity {
                 s.dropped += s.queue.len() as u64;
                 s.queue.clear();
+                if s.restart_after.is_some() {
+                    s.restart_after = Some(0);
+                }
                 s.skips += 1;
                 if !key {
                     s.need_key = true;
@@ -156,6 +184,7 @@ impl<T: BusItem> Bus<T> {
             waker: None,
             ended: None,
             paused: None,
+            restart_after: None,
             skips: 0,
             dropped: 0,
         }));
@@ -199,6 +228,25 @@ impl<T: BusItem> Bus<T> {
         }
     }
 
+    /// The stream starts over: readers drain what they have, are told once
+    /// ([`EndReason::Restarted`]) and go on from the next group start.
+    pub fn restart(&self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.gop.clear();
+        inner.gop_bytes = 0;
+        inner.gop_valid = false;
+        for weak in &inner.readers {
+            if let Some(slot) = weak.upgrade() {
+                let mut s = slot.borrow_mut();
+                s.restart_after = Some(s.queue.len());
+                s.need_key = true;
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
     /// The current group, for replaying to a new relay.
     pub fn gop(&self) -> Vec<T> {
         let inner = self.inner.borrow();
@@ -209,7 +257,8 @@ impl<T: BusItem> Bus<T> {
         }
     }
 
-    pub fn reader_count(&self) -> usize {
+    #[cfg(test)]
+    fn reader_count(&self) -> usize {
         self.inner
             .borrow()
             .readers
@@ -223,13 +272,20 @@ impl<T: BusItem> Reader<T> {
     /// Next item without waiting: `Ok(None)` when empty, `Err` once ended and drained.
     pub fn try_recv(&self) -> Result<Option<T>, EndReason> {
         let mut s = self.slot.borrow_mut();
-        match s.queue.pop_front() {
+        if s.take_restart() {
+            return Err(EndReason::Restarted);
+        }
+        match s.pop() {
             Some(item) => Ok(Some(item)),
-            None => match (s.ended, s.paused.take()) {
-                (Some(reason), _) => Err(reason),
-                (None, Some(grace)) => Err(EndReason::Paused(grace)),
-                (None, None) => Ok(None),
-            },
+            None => {
+                if let Some(reason) = s.ended {
+                    return Err(reason);
+                }
+                if let Some(grace) = s.paused.take() {
+                    return Err(EndReason::Paused(grace));
+                }
+                Ok(None)
+            }
         }
     }
 
@@ -259,7 +315,10 @@ impl<T: BusItem> Future for Recv<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut s = self.reader.slot.borrow_mut();
-        if let Some(item) = s.queue.pop_front() {
+        if s.take_restart() {
+            return Poll::Ready(Err(EndReason::Restarted));
+        }
+        if let Some(item) = s.pop() {
             return Poll::Ready(Ok(item));
         }
         if let Some(reason) = s.ended {
@@ -279,6 +338,19 @@ impl<T: BusItem> Future for Recv<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_is_told_once_after_the_queue_then_the_next_group_follows() {
+        let bus = Bus::new(8);
+        bus.publish(1, true);
+        let r = bus.subscribe();
+        bus.restart();
+        bus.publish(2, false);
+        bus.publish(3, true);
+        assert_eq!(r.try_recv(), Ok(Some(1)));
+        assert_eq!(r.try_recv(), Err(EndReason::Restarted));
+        assert_eq!(drain(&r), vec![3]);
+    }
 
     impl BusItem for u32 {
         fn byte_len(&self) -> usize {

@@ -6,10 +6,11 @@
 //! (today: MPEG-TS chunks) from a [`hub::Subscription`].
 
 pub mod bus;
+pub mod describe;
 pub mod frame;
 pub mod hls;
-pub mod hub;
 pub mod registry;
+pub mod stream;
 
 pub use frame::{Codec, Frame, TrackInfo};
 
@@ -23,14 +24,37 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// MPEG-TS for one frame (a whole number of 188-byte packets), muxed once per
-/// stream and shared by every TS reader.
+/// MPEG-TS for SRT readers, shared by all of them: a whole number of 188-byte
+/// packets, either passed through from the publisher (a slice of one of its
+/// payloads, see [`crate::proto::ts::passthrough`]) or muxed once from frames.
 #[derive(Debug, Clone)]
-pub struct TsChunk(pub Bytes);
+pub struct TsChunk {
+    pub data: Bytes,
+    /// It begins a keyframe's PES: a reader may start here.
+    pub key: bool,
+    /// What a reader starting here sends first: the PAT and PMT (with
+    /// discontinuity markers after another publisher).
+    pub start: Option<Bytes>,
+    /// The first keyframe of a publisher that followed another: readers that
+    /// carry on send [`TsChunk::start`] too.
+    pub discontinuity: bool,
+}
+
+impl TsChunk {
+    /// Muxed TS (no prelude: the muxer repeats PAT/PMT before keyframes).
+    pub fn muxed(data: Bytes, key: bool) -> Self {
+        Self {
+            data,
+            key,
+            start: None,
+            discontinuity: false,
+        }
+    }
+}
 
 impl bus::BusItem for TsChunk {
     fn byte_len(&self) -> usize {
-        self.0.len()
+        self.data.len()
     }
 }
 

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::Codec;
+use super::describe::Description;
+use std::sync::Arc;
 
 /// Shards are identified by their index; interest is a bit set (at most 64 shards).
 pub const MAX_SHARDS: usize = 64;
@@ -22,20 +23,47 @@ pub struct Publisher {
     pub gen: u64,
 }
 
+/// What a shard's consumers of a path need: TS chunks (SRT readers), frames
+/// (every other output), or both.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Wants {
+    pub ts: bool,
+    pub frames: bool,
+}
+
+impl Wants {
+    pub fn any(self) -> bool {
+        self.ts || self.frames
+    }
+}
+
 #[derive(Default)]
 struct PathState {
     publisher: Option<Publisher>,
-    interest: u64,
-    /// The current publisher's tracks, once known.
-    tracks: Vec<Codec>,
+    /// Shards that want TS, and shards that want frames (bit sets).
+    ts: u64,
+    frames: u64,
+    /// The current publisher's description, once known.
+    description: Option<Arc<Description>>,
+    /// A publisher has fed the path's current consumers before.
+    fed: bool,
+}
+
+impl PathState {
+    fn interest(&self) -> u64 {
+        self.ts | self.frames
+    }
 }
 
 /// A successful claim of a path by a publisher.
 #[derive(Debug)]
 pub struct Claim {
     pub gen: u64,
-    /// Shards with readers of this path.
-    pub interest: u64,
+    /// Shards with consumers of this path, and what each wants.
+    pub interest: Vec<(usize, Wants)>,
+    /// Consumers of an earlier publisher are still there: the new one's media
+    /// follows another's without a break.
+    pub follows: bool,
     /// The publisher that was taken over, if any: it must be told to stop.
     pub replaced: Option<Publisher>,
 }
@@ -73,15 +101,27 @@ impl Registry {
             }
         }
         let gen = self.next_gen.fetch_add(1, Ordering::Relaxed) + 1;
-        state.tracks.clear();
+        state.description = None;
         let replaced = state.publisher.replace(Publisher {
             shard,
             session,
             gen,
         });
+        let follows = std::mem::replace(&mut state.fed, true) && state.interest() != 0;
+        let interest = shards_in(state.interest())
+            .map(|s| {
+                let bit = 1u64 << s;
+                let wants = Wants {
+                    ts: state.ts & bit != 0,
+                    frames: state.frames & bit != 0,
+                };
+                (s, wants)
+            })
+            .collect();
         Ok(Claim {
             gen,
-            interest: state.interest,
+            interest,
+            follows,
             replaced,
         })
     }
@@ -94,48 +134,64 @@ impl Registry {
             return None;
         }
         state.publisher = None;
-        let interest = state.interest;
+        state.description = None;
+        let interest = state.interest();
         if interest == 0 {
             paths.remove(path);
         }
         Some(interest)
     }
 
-    /// A shard now has readers of `path`; returns the current publisher.
-    pub fn add_interest(&self, path: &str, shard: usize) -> Option<Publisher> {
+    /// What `shard`'s consumers of `path` want now (nothing: none left);
+    /// returns the current publisher.
+    pub fn set_interest(&self, path: &str, shard: usize, wants: Wants) -> Option<Publisher> {
         let mut paths = self.lock();
+        let bit = 1u64 << shard;
+        if !wants.any() {
+            let state = paths.get_mut(path)?;
+            state.ts &= !bit;
+            state.frames &= !bit;
+            let publisher = state.publisher;
+            if state.interest() == 0 {
+                state.fed = false;
+                if publisher.is_none() {
+                    paths.remove(path);
+                }
+            }
+            return publisher;
+        }
         let state = paths.entry(path.to_owned()).or_default();
-        state.interest |= 1 << shard;
+        if state.publisher.is_some() {
+            state.fed = true;
+        }
+        state.ts = if wants.ts {
+            state.ts | bit
+        } else {
+            state.ts & !bit
+        };
+        state.frames = if wants.frames {
+            state.frames | bit
+        } else {
+            state.frames & !bit
+        };
         state.publisher
     }
 
-    /// A shard has no readers of `path` any more; returns the current publisher.
-    pub fn remove_interest(&self, path: &str, shard: usize) -> Option<Publisher> {
-        let mut paths = self.lock();
-        let state = paths.get_mut(path)?;
-        state.interest &= !(1 << shard);
-        let publisher = state.publisher;
-        if publisher.is_none() && state.interest == 0 {
-            paths.remove(path);
-        }
-        publisher
-    }
-
-    /// Record the tracks of publisher generation `gen`.
-    pub fn set_tracks(&self, path: &str, gen: u64, tracks: Vec<Codec>) {
+    /// Record the description of publisher generation `gen`.
+    pub fn set_description(&self, path: &str, gen: u64, d: Arc<Description>) {
         if let Some(state) = self.lock().get_mut(path) {
             if state.publisher.map(|p| p.gen) == Some(gen) {
-                state.tracks = tracks;
+                state.description = Some(d);
             }
         }
     }
 
-    /// Paths with a publisher and their tracks, sorted by path.
-    pub fn live(&self) -> Vec<(String, Publisher, Vec<Codec>)> {
+    /// Paths with a publisher and their descriptions, sorted by path.
+    pub fn live(&self) -> Vec<(String, Publisher, Option<Arc<Description>>)> {
         let mut v: Vec<_> = self
             .lock()
             .iter()
-            .filter_map(|(k, v)| v.publisher.map(|p| (k.clone(), p, v.tracks.clone())))
+            .filter_map(|(k, v)| v.publisher.map(|p| (k.clone(), p, v.description.clone())))
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -181,16 +237,36 @@ mod tests {
         assert!(r.publisher("live/x").is_none());
     }
 
+    const TS: Wants = Wants {
+        ts: true,
+        frames: false,
+    };
+    const FRAMES: Wants = Wants {
+        ts: false,
+        frames: true,
+    };
+
     #[test]
     fn interest_is_seen_by_either_order() {
         let r = Registry::default();
-        assert!(r.add_interest("live/y", 3).is_none());
+        assert!(r.set_interest("live/y", 3, TS).is_none());
         let c = r.claim("live/y", 0, 7, false).unwrap();
-        assert_eq!(shards_in(c.interest).collect::<Vec<_>>(), vec![3]);
-        assert_eq!(r.add_interest("live/y", 1).unwrap().shard, 0);
-        assert_eq!(r.remove_interest("live/y", 3).unwrap().session, 7);
+        assert_eq!(c.interest, vec![(3, TS)]);
+        assert!(!c.follows, "the first publisher follows nobody");
+        assert_eq!(r.set_interest("live/y", 1, FRAMES).unwrap().shard, 0);
+        assert_eq!(
+            r.set_interest("live/y", 3, Wants::default())
+                .unwrap()
+                .session,
+            7
+        );
         assert_eq!(r.release("live/y", c.gen), Some(1 << 1));
-        assert!(r.remove_interest("live/y", 1).is_none());
+        // A publisher after the first, while shard 1's consumers stay.
+        let d = r.claim("live/y", 1, 8, false).unwrap();
+        assert!(d.follows);
+        assert_eq!(d.interest, vec![(1, FRAMES)]);
+        assert_eq!(r.release("live/y", d.gen), Some(1 << 1));
+        assert!(r.set_interest("live/y", 1, Wants::default()).is_none());
         assert!(r.published().is_empty());
     }
 }

@@ -8,12 +8,13 @@
 pub mod prometheus;
 pub mod ratelimit;
 pub mod srtla;
+pub mod viewers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 /// A session's figures, as last published by its task.
 #[derive(Debug, Default)]
@@ -133,17 +134,23 @@ pub struct HlsViewer {
     pub bytes_out: u64,
 }
 
-/// How long an HLS viewer counts after its last request.
-pub const HLS_VIEWER_IDLE: Duration = Duration::from_secs(15);
-/// Viewers tracked at most (the oldest are forgotten first).
-const HLS_VIEWERS_MAX: usize = 20_000;
+pub use viewers::{ViewerTable, HLS_VIEWER_IDLE};
+
+/// Snapshots of one shard's HLS viewers, and its relay counters.
+#[derive(Debug, Default)]
+struct ShardFigures {
+    viewers: Vec<HlsViewer>,
+    untracked: u64,
+    relay: crate::io::hub::RelayStats,
+}
 
 /// The process-wide table of sessions and counters.
 #[derive(Debug)]
 pub struct Metrics {
     sessions: Mutex<HashMap<u64, Arc<SessionInfo>>>,
     paths: Mutex<HashMap<String, PathBytes>>,
-    hls_viewers: Mutex<HashMap<u64, HlsViewer>>,
+    /// Per shard, published by the shard itself (see [`viewers`]).
+    shards: Mutex<Vec<ShardFigures>>,
     /// Refusals by (protocol, reason).
     refusals: Mutex<HashMap<(&'static str, &'static str), u64>>,
     next_id: AtomicU64,
@@ -158,7 +165,7 @@ impl Default for Metrics {
         Self {
             sessions: Mutex::default(),
             paths: Mutex::default(),
-            hls_viewers: Mutex::default(),
+            shards: Mutex::default(),
             refusals: Mutex::default(),
             next_id: AtomicU64::new(0),
             // Ids differ between runs, so logs of two runs are not confused.
@@ -239,45 +246,69 @@ impl Metrics {
         v
     }
 
-    /// An HLS request of `path` by `peer` with `user_agent` was answered with
-    /// `bytes` of body.
-    pub fn hls_seen(&self, path: &str, peer: SocketAddr, user_agent: &str, bytes: u64) {
-        let mut key = crate::media::fnv1a(path.as_bytes());
-        key ^= crate::media::fnv1a(peer.ip().to_string().as_bytes()).rotate_left(21);
-        key ^= crate::media::fnv1a(user_agent.as_bytes()).rotate_left(42);
-        let now = Instant::now();
-        let mut viewers = lock(&self.hls_viewers);
-        if let Some(v) = viewers.get_mut(&key) {
-            v.last_seen = now;
-            v.bytes_out += bytes;
-            return;
+    /// A shard's snapshot of its HLS viewers (and the HLS bytes it served per path).
+    pub fn publish_viewers(&self, shard: usize, table: &mut ViewerTable, now: Instant) {
+        let (viewers, bytes) = table.snapshot(now);
+        for (path, n) in bytes {
+            self.add_path_bytes(&path, 0, n);
         }
-        if viewers.len() >= HLS_VIEWERS_MAX {
-            viewers.retain(|_, v| now.duration_since(v.last_seen) < HLS_VIEWER_IDLE);
-            if viewers.len() >= HLS_VIEWERS_MAX {
-                return;
-            }
+        let mut shards = lock(&self.shards);
+        if shards.len() <= shard {
+            shards.resize_with(shard + 1, ShardFigures::default);
         }
-        viewers.insert(
-            key,
-            HlsViewer {
-                id: key,
-                path: path.to_owned(),
-                peer,
-                user_agent: user_agent.chars().take(200).collect(),
-                started: SystemTime::now(),
-                last_seen: now,
-                bytes_out: bytes,
-            },
-        );
+        shards[shard].viewers = viewers;
+        shards[shard].untracked = table.untracked;
     }
 
-    /// HLS viewers seen in the last [`HLS_VIEWER_IDLE`]; older ones are forgotten.
+    /// A shard's relay counters (published once a second).
+    pub fn set_relay_stats(&self, shard: usize, stats: crate::io::hub::RelayStats) {
+        let mut shards = lock(&self.shards);
+        if shards.len() <= shard {
+            shards.resize_with(shard + 1, ShardFigures::default);
+        }
+        shards[shard].relay = stats;
+    }
+
+    /// Relay counters summed over the shards.
+    pub fn relay_stats(&self) -> crate::io::hub::RelayStats {
+        let shards = lock(&self.shards);
+        let mut t = crate::io::hub::RelayStats::default();
+        for s in shards.iter() {
+            t.forwarded += s.relay.forwarded;
+            t.dropped += s.relay.dropped;
+            t.stale += s.relay.stale;
+        }
+        t
+    }
+
+    /// New HLS viewers not tracked because a shard's table was full.
+    pub fn hls_untracked(&self) -> u64 {
+        lock(&self.shards).iter().map(|s| s.untracked).sum()
+    }
+
+    /// HLS viewers seen in the last [`HLS_VIEWER_IDLE`], merged over the
+    /// shards (a viewer whose connections landed on two shards is one).
     pub fn hls_viewers(&self) -> Vec<HlsViewer> {
         let now = Instant::now();
-        let mut viewers = lock(&self.hls_viewers);
-        viewers.retain(|_, v| now.duration_since(v.last_seen) < HLS_VIEWER_IDLE);
-        let mut v: Vec<_> = viewers.values().cloned().collect();
+        let mut merged: HashMap<u64, HlsViewer> = HashMap::new();
+        for s in lock(&self.shards).iter() {
+            for v in &s.viewers {
+                if now.duration_since(v.last_seen) >= HLS_VIEWER_IDLE {
+                    continue;
+                }
+                match merged.get_mut(&v.id) {
+                    Some(m) => {
+                        m.bytes_out += v.bytes_out;
+                        m.started = m.started.min(v.started);
+                        m.last_seen = m.last_seen.max(v.last_seen);
+                    }
+                    None => {
+                        merged.insert(v.id, v.clone());
+                    }
+                }
+            }
+        }
+        let mut v: Vec<_> = merged.into_values().collect();
         v.sort_by(|a, b| a.path.cmp(&b.path).then(a.started.cmp(&b.started)));
         v
     }

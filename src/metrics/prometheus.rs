@@ -416,7 +416,16 @@ mod tests {
         m.refused("srt", "forbidden");
         m.refused("srt", "forbidden");
         m.add_path_bytes("live/x", 10, 20);
-        m.hls_seen("live/x", SocketAddr::from(([127, 0, 0, 1], 2)), "ua", 5);
+        let mut table = crate::metrics::ViewerTable::default();
+        let now = std::time::Instant::now();
+        table.seen(
+            "live/x",
+            SocketAddr::from(([127, 0, 0, 1], 2)),
+            "ua",
+            5,
+            now,
+        );
+        m.publish_viewers(0, &mut table, now);
         let mut out = String::new();
         render(&m, SystemTime::now(), &mut out);
         for want in [
@@ -424,7 +433,7 @@ mod tests {
             "srt_connections_current{mode=\"read\"} 0\n",
             "srt_session_rtt_seconds{id=\"0000000000000abc\",path=\"live/\\\"q\\\"\",mode=\"publish\",protocol=\"srt\"} 0.025\n",
             "srtgate_refusals_total{protocol=\"srt\",reason=\"forbidden\"} 2\n",
-            "srtgate_path_bytes_sent_total{path=\"live/x\"} 20\n",
+            "srtgate_path_bytes_sent_total{path=\"live/x\"} 25\n",
             "hls_viewers{path=\"live/x\"} 1\n",
             "# TYPE process_cpu_seconds_total counter\n",
             "srtla_groups 0\n",

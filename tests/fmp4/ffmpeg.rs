@@ -320,24 +320,42 @@ fn check(which: Input, out: &Path) -> String {
     )
 }
 
-/// Second opinion from GStreamer (qtdemux + libav decoders), if installed: decodes to raw
-/// video/audio and counts frames and samples.
+/// Second opinion from GStreamer: qtdemux and the libav decoders (`avdec_h264`,
+/// `avdec_h265`, `avdec_aac`, from gstreamer1.0-libav, which the Makefile installs),
+/// named explicitly so that every machine decodes with the same ones (`decodebin`
+/// picks `faad` where it is present, which upmixes mono and drops the first frame).
+/// Decodes to raw video/audio and counts frames and samples.
 fn gstreamer_check(out: &Path, which: Input, audio_frames: usize) -> String {
-    let present = Command::new("gst-inspect-1.0")
-        .arg("qtdemux")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !present {
-        return "gstreamer: not installed, skipped".into();
+    for element in [
+        "qtdemux",
+        "h264parse",
+        "h265parse",
+        "aacparse",
+        "avdec_h264",
+        "avdec_h265",
+        "avdec_aac",
+    ] {
+        let present = Command::new("gst-inspect-1.0")
+            .arg(element)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            present,
+            "GStreamer element {element} is missing: install gstreamer1.0-libav and              gstreamer1.0-plugins-good (make test does)"
+        );
     }
+    let video_decoder = match which.video_codec() {
+        "hevc" => "h265parse ! avdec_h265",
+        _ => "h264parse ! avdec_h264",
+    };
     let (yuv, pcm) = (out.with_extension("yuv"), out.with_extension("pcm"));
     let pipeline = format!(
         "filesrc location={} ! qtdemux name=d \
-         d.video_0 ! queue ! decodebin ! videoconvert ! video/x-raw,format=I420 ! filesink location={} \
-         d.audio_0 ! queue ! decodebin ! audioconvert ! audio/x-raw,format=S16LE ! filesink location={}",
+         d.video_0 ! queue ! {video_decoder} ! videoconvert ! video/x-raw,format=I420 ! filesink location={} \
+         d.audio_0 ! queue ! aacparse ! avdec_aac ! audioconvert ! audio/x-raw,format=S16LE ! filesink location={}",
         out.display(),
         yuv.display(),
-        pcm.display()
+        pcm.display(),
     );
     let args: Vec<&str> = pipeline.split_whitespace().collect();
     run(Command::new("gst-launch-1.0").arg("-q").args(&args)).unwrap();

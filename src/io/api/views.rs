@@ -14,6 +14,7 @@ use crate::io::control::Control;
 use crate::io::http::SharedBody;
 use crate::io::shard::Shard;
 use crate::io::srt::StopReason;
+use crate::media::describe::{Description, TrackDescription};
 use crate::metrics::srtla::GroupInfo;
 use crate::metrics::{short_id, HlsViewer, SessionInfo};
 
@@ -153,6 +154,28 @@ fn viewer_json(v: &HlsViewer) -> Value {
     })
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn track_json(t: &TrackDescription) -> Value {
+    let dims = t.dimensions();
+    json!({
+        "index": t.info.index,
+        "codec": t.codec().name(),
+        "pid": t.info.source_pid,
+        "codec_string": t.codec_string(),
+        "width": dims.map(|d| d.0),
+        "height": dims.map(|d| d.1),
+        "frame_rate": t.frame_rate,
+        "bframes": t.bframes,
+        "sample_rate": t.sample_rate(),
+        "channels": t.channels(),
+        "config": t.decoder_config().map(hex),
+        "parameter_sets": t.parameter_sets().iter().map(|p| hex(p)).collect::<Vec<_>>(),
+    })
+}
+
 /// What the views read, taken once per request.
 struct Live {
     sessions: Vec<Arc<SessionInfo>>,
@@ -160,6 +183,7 @@ struct Live {
     viewers: Vec<HlsViewer>,
     paths: Vec<(String, crate::metrics::PathBytes)>,
     srt_port: Option<u16>,
+    config: Arc<crate::config::Config>,
 }
 
 impl Live {
@@ -171,11 +195,20 @@ impl Live {
             viewers: m.hls_viewers(),
             paths: m.path_bytes(),
             srt_port: shard.with_config(|c| c.srt.listen.first().map(|a| a.port())),
+            config: shard.config(),
         }
     }
 
+    /// Whether the path's SRT readers get remuxed TS.
+    fn remux(&self, path: &str) -> bool {
+        self.config.rule_for(path).is_some_and(|r| r.remux)
+    }
+
     /// One live path: tracks, publisher, readers by kind, bytes, URLs.
-    fn stream(&self, path: &str, tracks: &[crate::media::Codec], publisher: u64) -> Value {
+    fn stream(&self, path: &str, description: Option<&Description>, publisher: u64) -> Value {
+        let tracks: Vec<&TrackDescription> = description
+            .map(|d| d.tracks.iter().collect())
+            .unwrap_or_default();
         let publisher = self.sessions.iter().find(|s| s.id == publisher);
         let readers = |proto: &str| {
             self.sessions
@@ -193,7 +226,9 @@ impl Live {
             .unwrap_or_default();
         json!({
             "path": path,
-            "tracks": tracks.iter().map(|c| c.name()).collect::<Vec<_>>(),
+            "tracks": tracks.iter().map(|t| t.codec().name()).collect::<Vec<_>>(),
+            "description": tracks.iter().map(|t| track_json(t)).collect::<Vec<_>>(),
+            "ts_output": if self.remux(path) { "remux" } else { "passthrough" },
             "publisher": publisher.map(|s| session_json(s, &self.groups)),
             "bitrate_bps": publisher.map_or(0, |s| s.counters.bitrate_bps.load(Relaxed)),
             "bytes_in": totals.bytes_in,
@@ -215,16 +250,16 @@ pub fn streams(shard: &Shard) -> Value {
         .registry()
         .live()
         .iter()
-        .map(|(path, p, tracks)| live.stream(path, tracks, p.session))
+        .map(|(path, p, d)| live.stream(path, d.as_deref(), p.session))
         .collect();
     json!({ "streams": list })
 }
 
 pub fn stream(shard: &Shard, path: &str) -> Option<Value> {
     let published = shard.hub.registry().live();
-    let (path, p, tracks) = published.iter().find(|(name, ..)| name == path)?;
+    let (path, p, d) = published.iter().find(|(name, ..)| name == path)?;
     let live = Live::take(shard);
-    let mut v = live.stream(path, tracks, p.session);
+    let mut v = live.stream(path, d.as_deref(), p.session);
     let mine: Vec<Value> = live
         .sessions
         .iter()

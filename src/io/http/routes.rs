@@ -367,11 +367,9 @@ impl App {
                     .unwrap_or("");
                 let res = self.hls(path, resource).await;
                 if res.status().is_success() {
-                    // Viewers and per-path bytes: one short lock per request.
+                    // Viewers and per-path bytes: this shard's table, no lock.
                     let bytes = res.body().len() as u64;
-                    let m = &self.shard.metrics;
-                    m.hls_seen(path, peer, agent, bytes);
-                    m.add_path_bytes(path, 0, bytes);
+                    self.shard.hls_seen(path, peer, agent, bytes);
                 }
                 res
             }
@@ -475,12 +473,16 @@ impl App {
             .shard
             .with_config(|c| (c.hls.ll, c.hls.ts, c.hls.enabled()));
         let mut out = String::from("{\"paths\":[");
-        for (i, (path, _, tracks)) in self.shard.hub.registry().live().iter().enumerate() {
+        for (i, (path, _, description)) in self.shard.hub.registry().live().iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
             let p = json_string(path);
-            let tracks: Vec<String> = tracks.iter().map(|c| json_string(c.name())).collect();
+            let tracks: Vec<String> = description
+                .iter()
+                .flat_map(|d| d.tracks.iter())
+                .map(|t| json_string(t.codec().name()))
+                .collect();
             out.push_str(&format!(
                 "{{\"path\":{p},\"tracks\":[{}],\"player\":{}",
                 tracks.join(","),
@@ -519,9 +521,9 @@ impl App {
         let timeout = self
             .shard
             .with_config(|c| c.hls.segment * 3 + c.hls.wait_for_segment + Duration::from_secs(2));
-        let hub = &self.shard.hub;
-        let home = hub.hls_home(path);
-        if home != hub.shard {
+        let hls = &self.shard.hls;
+        let home = hls.home(path);
+        if home != self.shard.id {
             self.shard
                 .metrics
                 .http
@@ -532,7 +534,7 @@ impl App {
             path: Arc::from(path),
             resource,
         };
-        let res = hub.hls_request(home, req, timeout).await;
+        let res = hls.request(home, req, timeout).await;
         let metrics = &self.shard.metrics.http;
         let status = StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let (content_type, cache) = match res.kind {

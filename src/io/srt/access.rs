@@ -47,6 +47,8 @@ pub struct Admission {
     pub wait_for_publisher: Duration,
     /// How long readers wait for a new publisher when this publisher goes.
     pub publisher_grace: Duration,
+    /// Readers get TS muxed from the frames instead of the publisher's own.
+    pub remux: bool,
 }
 
 /// A caller refused: the code goes on the wire, the reason into the log.
@@ -182,6 +184,7 @@ pub fn admit(
         takeover,
         wait_for_publisher: rule.wait_for_publisher,
         publisher_grace: rule.publisher_grace,
+        remux: rule.remux,
         user: req.user,
         pass: req.pass,
         path: req.path,

@@ -1,9 +1,11 @@
 //! One SRT session, one task: its whole life is [`Session::run`], a loop over
 //! packets from its mailbox, its timer, and (for readers) the stream's TS chunks.
 //!
-//! Publishers demux the TS they receive into frames for the stream's
-//! [`Publication`]; readers send the TS muxed once per stream. Each call into
-//! srt-protocol is contained: a panic there ends this session only.
+//! Publishers hand the TS they receive to the stream's [`Publication`] as it
+//! came (passed through to SRT readers) and demuxed into frames (for every
+//! other output); readers send the stream's shared TS chunks, the PAT/PMT
+//! first when they start at a keyframe. Each call into srt-protocol is
+//! contained: a panic there ends this session only.
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -26,11 +28,11 @@ use super::stats::SrtStats;
 use super::{contain, Mailbox, StopReason};
 use crate::config::Mode;
 use crate::io::hooks::{self, Hook};
+use crate::io::hub::Subscription;
 use crate::io::shard::{SessionEntry, Shard};
 use crate::io::srtla::GroupPort;
 use crate::io::udp;
 use crate::media::bus::EndReason;
-use crate::media::hub::Subscription;
 use crate::media::TsChunk;
 use crate::metrics::{short_id, SessionInfo};
 use crate::proto::srtla::reseq::Resequencer;
@@ -134,6 +136,8 @@ pub fn start(
         path_flushed: (0, 0),
         end: None,
         peer_shutdown: false,
+        fresh: true,
+        skips_seen: 0,
     };
     glommio::spawn_local(session.run().instrument(span)).detach();
     mailbox
@@ -191,6 +195,10 @@ struct Session {
     /// Why the session ends, once it does.
     end: Option<String>,
     peer_shutdown: bool,
+    /// A reader that starts (again) at the next keyframe: it sends the PAT/PMT first.
+    fresh: bool,
+    /// Reader skips seen so far.
+    skips_seen: u64,
 }
 
 impl Session {
@@ -256,6 +264,7 @@ impl Session {
             self.info.id,
             takeover,
             self.adm.publisher_grace,
+            self.adm.remux,
         ) {
             Ok(p) => p,
             Err(existing) => {
@@ -271,6 +280,11 @@ impl Session {
         }
         info!(
             latency_ms = self.adm.latency.as_millis() as u64,
+            ts = if self.adm.remux {
+                "remux"
+            } else {
+                "passthrough"
+            },
             "publishing"
         );
         let mut demux = TsDemuxer::new();
@@ -289,11 +303,12 @@ impl Session {
                         DemuxEvent::Tracks(tracks) => {
                             let list: Vec<_> = tracks.iter().map(|t| t.codec.name()).collect();
                             info!(tracks = ?list, "tracks");
-                            publication.set_tracks(&tracks);
+                            publication.set_tracks(&tracks, demux.pmt_pid());
                         }
-                        DemuxEvent::Frame(frame) => publication.push(frame),
+                        DemuxEvent::Frame(frame) => publication.push_frame(frame),
                     }
                 }
+                publication.push_ts(data);
             }
             if !publication.is_current() && self.end.is_none() {
                 self.end = Some(StopReason::TakenOver.as_str().into());
@@ -301,21 +316,22 @@ impl Session {
             self.flush_out().await;
             if now.duration_since(self.last_flush.0) >= Duration::from_secs(1) {
                 let d = demux.stats();
+                let pass = publication.passthrough_stats();
                 self.info.counters.frames.store(d.frames, Relaxed);
-                self.info
-                    .counters
-                    .ts_errors
-                    .store(d.cc_errors + d.resyncs + d.pes_errors, Relaxed);
+                self.info.counters.ts_errors.store(
+                    d.cc_errors + d.resyncs + d.pes_errors + pass.realigned,
+                    Relaxed,
+                );
                 self.flush_stats(now);
             }
         }
     }
 
     async fn read(&mut self) {
-        let sub: Subscription = self.shard.hub.subscribe_ts(&self.adm.path);
+        let sub: Subscription<TsChunk> = self.shard.hub.subscribe_ts(&self.adm.path);
         // A publisher on another shard shows in the registry before its first
-        // chunk reaches this shard's feed.
-        let published = sub.feed.has_publisher()
+        // chunk reaches this shard's stream.
+        let published = sub.stream.has_publisher()
             || self
                 .shard
                 .hub
@@ -338,13 +354,34 @@ impl Session {
                 self.next_wake = self.next_wake.min(deadline);
             }
             let room = self.send_room(Instant::now());
+            if self.end.is_some() {
+                break;
+            }
             let event = self.wait(&mut timer, room.then_some(&sub)).await;
             let now = Instant::now();
             let mut event = Some(event);
             let mut taken = 0;
             while let Some(ev) = event.take() {
                 match &ev {
-                    Event::Chunk(Ok(_)) => waiting_until = None,
+                    Event::Chunk(Ok(chunk)) => {
+                        waiting_until = None;
+                        let (skips, _) = sub.reader.skips();
+                        if chunk.key && skips != self.skips_seen {
+                            // Skipped to a keyframe: start there as a new reader does.
+                            self.skips_seen = skips;
+                            self.fresh = true;
+                        }
+                    }
+                    Event::Chunk(Err(EndReason::Restarted)) => {
+                        // Another publisher, or chunks lost between shards: the
+                        // next chunk is a keyframe, sent with its PAT/PMT.
+                        self.fresh = true;
+                        taken += 1;
+                        if let Ok(Some(chunk)) = sub.reader.try_recv() {
+                            event = Some(Event::Chunk(Ok(chunk)));
+                        }
+                        continue;
+                    }
                     Event::Chunk(Err(EndReason::Paused(grace))) => {
                         info!(
                             grace_ms = grace.as_millis() as u64,
@@ -352,6 +389,7 @@ impl Session {
                         );
                         waiting_until = Some(now + *grace);
                         paused = true;
+                        self.fresh = true;
                         break;
                     }
                     _ => {}
@@ -400,12 +438,26 @@ impl Session {
             conn.statistics().tx_buffered_data
         }) {
             Ok(buffered) => buffered < SEND_BUFFER_HIGH,
-            Err(_) => false,
+            Err(panic) => {
+                self.shard
+                    .metrics
+                    .gateway
+                    .panics_contained
+                    .fetch_add(1, Relaxed);
+                error!(
+                    panic,
+                    "srt-protocol panicked computing send room; session ended"
+                );
+                if self.end.is_none() {
+                    self.end = Some("srt-protocol panicked".into());
+                }
+                false
+            }
         }
     }
 
     /// Wait for the next thing to do.
-    async fn wait(&self, timer: &mut Timer, sub: Option<&Subscription>) -> Event {
+    async fn wait(&self, timer: &mut Timer, sub: Option<&Subscription<TsChunk>>) -> Event {
         let now = Instant::now();
         let mut wake = crate::io::clock::on_tick(self.next_wake);
         if let Some(due) = self.reseq.as_ref().and_then(|r| r.next_timeout()) {
@@ -465,7 +517,15 @@ impl Session {
                 alive
             }
             Event::Chunk(Ok(chunk)) => {
-                let data = chunk.0;
+                if chunk.key && (self.fresh || chunk.discontinuity) {
+                    self.fresh = false;
+                    if let Some(start) = chunk.start {
+                        if !self.drive(now, Input::Data(Some((now, start)))) {
+                            return false;
+                        }
+                    }
+                }
+                let data = chunk.data;
                 let mut at = 0;
                 while at < data.len() {
                     let end = (at + TS_PAYLOAD).min(data.len());
@@ -480,7 +540,7 @@ impl Session {
                 self.end = Some(
                     match reason {
                         EndReason::PublisherGone | EndReason::Paused(_) => "publisher gone",
-                        EndReason::Closed => "stream closed",
+                        EndReason::Closed | EndReason::Restarted => "stream closed",
                     }
                     .into(),
                 );

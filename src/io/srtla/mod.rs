@@ -43,7 +43,6 @@ use crate::io::srt::accept::{is_induction, Acceptor, Next, Pending};
 use crate::io::srt::listener::{fresh_buffer, MAX_DATAGRAM};
 use crate::io::srt::session::Transport;
 use crate::io::srt::{Mailbox, StopReason};
-use crate::media::hub::ShardMsg;
 use crate::metrics::ratelimit::RateLimit;
 use crate::metrics::srtla::{GroupInfo, LinkInfo};
 use crate::metrics::GatewayCounters;
@@ -384,7 +383,7 @@ impl SrtlaShard {
     }
 
     fn send_to_shard(&self, shard: usize, msg: SrtlaMsg) -> bool {
-        self.shard.hub.send_to(shard, ShardMsg::Srtla(msg))
+        self.shard.mesh.try_send(shard, msg)
     }
 
     /// A message from another shard.

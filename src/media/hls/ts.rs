@@ -1,7 +1,7 @@
-//! The MPEG-TS HLS variant of one stream. It does not mux again: its
-//! segments are the stream's TS chunks (muxed once per stream for SRT
-//! readers, PAT/PMT before every keyframe) concatenated between segment
-//! boundaries, so each segment starts with PAT, PMT and a keyframe.
+//! The MPEG-TS HLS variant of one stream: its segments are the TS chunks the
+//! stream's HLS output muxed once from its frames (PAT/PMT before every
+//! keyframe), concatenated between segment boundaries, so each segment
+//! starts with PAT, PMT and a keyframe.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 
 use super::HlsSettings;
-use crate::media::{Frame, TsChunk};
+use crate::media::Frame;
 use crate::proto::hls::playlist::{Blocking, Playlist, Variant};
 use crate::proto::hls::segmenter::{Boundary, Segmenter};
 
@@ -57,8 +57,8 @@ impl TsHls {
         self.version
     }
 
-    /// Add one frame and the TS chunk the stream muxed for it.
-    pub fn push(&mut self, frame: &Frame, chunk: &TsChunk, now: SystemTime) {
+    /// Add one frame and the TS muxed for it.
+    pub fn push(&mut self, frame: &Frame, chunk: &[u8], now: SystemTime) {
         if let Boundary::Segment { segment, .. } = self.segmenter.push(frame) {
             if segment.is_none() && self.playlist.is_playable() {
                 // A new timeline after the publisher came back.
@@ -77,7 +77,7 @@ impl TsHls {
             self.building = Some((msn, BytesMut::with_capacity(256 * 1024)));
         }
         if let Some((_, buf)) = &mut self.building {
-            buf.extend_from_slice(&chunk.0);
+            buf.extend_from_slice(chunk);
             self.last_dts = Some(frame.dts);
         }
     }
@@ -163,7 +163,7 @@ mod tests {
         let t0 = SystemTime::now();
         assert!(!hls.is_playable());
         for (i, f) in frames(25 * 6 + 1, 25).iter().enumerate() {
-            let chunk = TsChunk(mux.mux(f));
+            let chunk = mux.mux(f);
             hls.push(f, &chunk, t0 + Duration::from_millis(40 * i as u64));
         }
         let text = hls.playlist();
@@ -193,7 +193,7 @@ mod tests {
         );
         // A new publisher continues the playlist after a discontinuity.
         for f in frames(26, 25) {
-            hls.push(&f, &TsChunk(mux.mux(&f)), t0);
+            hls.push(&f, &mux.mux(&f), t0);
         }
         let text = hls.playlist();
         assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");

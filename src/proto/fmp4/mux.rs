@@ -270,6 +270,15 @@ impl TrackConfig {
         }
     }
 
+    /// The parameter sets of a video track (H.264 SPS then PPS; H.265 VPS, SPS
+    /// then PPS), each a NAL unit without start code; empty for audio.
+    pub fn parameter_sets(&self) -> &[Bytes] {
+        match &self.media {
+            Media::Video { param_sets, .. } => param_sets,
+            Media::Aac { .. } | Media::Opus { .. } => &[],
+        }
+    }
+
     /// Whether [`Fragmenter::fragment`] can write `frame` as a sample of this track: right
     /// codec, a payload it can convert, and (AAC) the same configuration. A caller that
     /// checks frames one by one as they come can drop the bad ones instead of losing the

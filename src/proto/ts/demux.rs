@@ -212,6 +212,11 @@ impl TsDemuxer {
         &self.stats
     }
 
+    /// The PID the PMT travels on, once the PAT named it.
+    pub fn pmt_pid(&self) -> Option<u16> {
+        self.pmt_pid
+    }
+
     /// The current supported tracks, sorted by index.
     pub fn tracks(&self) -> &[TrackInfo] {
         &self.tracks

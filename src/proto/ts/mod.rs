@@ -8,6 +8,7 @@
 
 pub mod demux;
 pub mod mux;
+pub mod passthrough;
 pub mod pes;
 pub mod psi;
 
