@@ -1142,8 +1142,6 @@ pub struct FollowReport {
     pub more_errors: u64,
     /// Media bytes: segments, parts and maps.
     pub bytes: u64,
-    /// TCP connections the follower opened.
-    pub connections: u64,
     /// Last target duration seen.
     pub target_duration: u64,
     /// The playlist ended (`EXT-X-ENDLIST`) and every segment was fetched.
@@ -1194,8 +1192,8 @@ impl FollowReport {
             _ => "none".to_string(),
         };
         let mut s = format!(
-            "{}: {:.1}s, {} segments ({range}), {} parts, {} maps, {} bytes; {} playlists ({} blocking), \
-             {} connections; gaps {:?}, part gaps {:?}, discontinuities {:?}, regressions {:?}{}",
+            "{}: {:.1}s, {} segments ({range}), {} parts, {} maps, {} bytes; {} playlists ({} blocking); \
+             gaps {:?}, part gaps {:?}, discontinuities {:?}, regressions {:?}{}",
             self.url,
             self.elapsed.as_secs_f64(),
             self.segments.len(),
@@ -1204,7 +1202,6 @@ impl FollowReport {
             self.bytes,
             self.playlists_fetched,
             self.blocking_reloads,
-            self.connections,
             self.gaps,
             self.part_gaps,
             self.discontinuities,
@@ -1278,7 +1275,6 @@ pub fn follow(playlist_url: &str, duration: Duration, opts: &FollowOpts) -> Foll
             duration.as_secs_f64()
         ));
     }
-    f.report.connections = f.client.connects();
     f.report.discontinuities = f.discontinuities.into_iter().collect();
     f.report.elapsed = started.elapsed();
     f.report
