@@ -424,7 +424,8 @@ fn check_lines(text: &str, master: bool) -> Result<Vec<UriLine<'_>>, String> {
                 }
                 if name == "EXTINF" {
                     let d = value.unwrap_or("").split_once(',').map(|(d, _)| d);
-                    let d = d.ok_or_else(|| at(n, line, "EXTINF needs a comma after the duration"))?;
+                    let d =
+                        d.ok_or_else(|| at(n, line, "EXTINF needs a comma after the duration"))?;
                     decimal(d).map_err(|e| at(n, line, e))?;
                 }
                 pending = Some(n);
@@ -489,8 +490,8 @@ const PENDING: &str = "srtgate-tests-pending-tags";
 
 fn parse_media_crate(text: &str, lines: &[UriLine<'_>]) -> Result<MediaPlaylist, String> {
     let padded = format!("{}\n{PENDING}\n", text.trim_end());
-    let (rest, pl) = m3u8_rs::parse_media_playlist(padded.as_bytes())
-        .map_err(|e| format!("m3u8-rs: {e:?}"))?;
+    let (rest, pl) =
+        m3u8_rs::parse_media_playlist(padded.as_bytes()).map_err(|e| format!("m3u8-rs: {e:?}"))?;
     if !rest.trim_ascii().is_empty() {
         return Err(format!(
             "m3u8-rs stopped reading at {:?}",
@@ -534,7 +535,9 @@ fn parse_media_crate(text: &str, lines: &[UriLine<'_>]) -> Result<MediaPlaylist,
         let mut gap = false;
         for t in &s.unknown_tags {
             let shown = show_tag(t);
-            let attrs = || Attrs::parse(t.rest.as_deref().unwrap_or("")).map_err(|e| format!("{e}: {shown:?}"));
+            let attrs = || {
+                Attrs::parse(t.rest.as_deref().unwrap_or("")).map_err(|e| format!("{e}: {shown:?}"))
+            };
             match t.tag.as_str() {
                 "X-GAP" => gap = true,
                 "X-PART" => {
@@ -696,8 +699,8 @@ fn preload_hint(a: &Attrs) -> Result<PreloadHint, String> {
 }
 
 fn parse_master_crate(text: &str) -> Result<MasterPlaylist, String> {
-    let (rest, pl) = m3u8_rs::parse_master_playlist(text.as_bytes())
-        .map_err(|e| format!("m3u8-rs: {e:?}"))?;
+    let (rest, pl) =
+        m3u8_rs::parse_master_playlist(text.as_bytes()).map_err(|e| format!("m3u8-rs: {e:?}"))?;
     if !rest.trim_ascii().is_empty() {
         return Err(format!(
             "m3u8-rs stopped reading at {:?}",
@@ -1750,17 +1753,44 @@ mod tests {
         refused(&LL.replace("#EXTINF:0.96,\n", ""), "URI without EXTINF");
         refused(&LL.replace("s7.m4s\n", ""), "not followed by a URI");
         refused(&LL.replace("1.001", "1.6"), "rounds to 2");
-        refused(&LL.replace("PART-HOLD-BACK=0.6", "PART-HOLD-BACK=0.3"), "twice PART-TARGET");
-        refused(&LL.replace("#EXT-X-PART-INF:PART-TARGET=0.2\n", ""), "without EXT-X-PART-INF");
-        refused(&LL.replace("p7.1.m4s\"", "p7.1.m4s\",DURATION=0.1"), "appears twice");
-        refused(&LL.replace("DURATION=0.2,URI=\"p7.1", "DURATION=0.3,URI=\"p7.1"), "longer than PART-TARGET");
+        refused(
+            &LL.replace("PART-HOLD-BACK=0.6", "PART-HOLD-BACK=0.3"),
+            "twice PART-TARGET",
+        );
+        refused(
+            &LL.replace("#EXT-X-PART-INF:PART-TARGET=0.2\n", ""),
+            "without EXT-X-PART-INF",
+        );
+        refused(
+            &LL.replace("p7.1.m4s\"", "p7.1.m4s\",DURATION=0.1"),
+            "appears twice",
+        );
+        refused(
+            &LL.replace("DURATION=0.2,URI=\"p7.1", "DURATION=0.3,URI=\"p7.1"),
+            "longer than PART-TARGET",
+        );
         refused(&LL.replace("URI=\"p9.1.m4s\"", "URI=p9.1.m4s"), "quoted");
-        refused(&LL.replace("10:00:00.000Z", "10:00"), "malformed #EXT-X-PROGRAM-DATE-TIME");
-        refused(&LL.replace("#EXT-X-MEDIA-SEQUENCE:7", "#EXT-X-MEDIA-SEQUENCE:x"), "malformed");
-        refused(&LL.replace("#EXT-X-DISCONTINUITY\n", "#EXT-X-DISCONTINUITY:1\n"), "takes no value");
+        refused(
+            &LL.replace("10:00:00.000Z", "10:00"),
+            "malformed #EXT-X-PROGRAM-DATE-TIME",
+        );
+        refused(
+            &LL.replace("#EXT-X-MEDIA-SEQUENCE:7", "#EXT-X-MEDIA-SEQUENCE:x"),
+            "malformed",
+        );
+        refused(
+            &LL.replace("#EXT-X-DISCONTINUITY\n", "#EXT-X-DISCONTINUITY:1\n"),
+            "takes no value",
+        );
         refused(&format!("{LL}#EXT-X-TARGETDURATION:2\n"), "appears twice");
-        refused(&format!("{LL}#EXT-X-STREAM-INF:BANDWIDTH=1\nx.m3u8\n"), "in a media playlist");
-        refused(&LL.replace("#EXT-X-TARGETDURATION:1\n", ""), "without EXT-X-TARGETDURATION");
+        refused(
+            &format!("{LL}#EXT-X-STREAM-INF:BANDWIDTH=1\nx.m3u8\n"),
+            "in a media playlist",
+        );
+        refused(
+            &LL.replace("#EXT-X-TARGETDURATION:1\n", ""),
+            "without EXT-X-TARGETDURATION",
+        );
     }
 
     #[test]

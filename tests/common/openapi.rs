@@ -286,7 +286,10 @@ impl Spec {
     fn validate_all(&self, schema: &Value, value: &Value) -> Result<(), String> {
         let mut root = json_schema(schema);
         let Some(obj) = root.as_object_mut() else {
-            return Err(format!("(root): the schema is not an object: {}", show(schema)));
+            return Err(format!(
+                "(root): the schema is not an object: {}",
+                show(schema)
+            ));
         };
         obj.insert(
             "components".into(),
@@ -707,15 +710,15 @@ components:
         let e = err_of(get_thing(&variant("size", Some(serde_json::json!(2.5)))));
         assert!(e.contains(r#"/size: 2.5 is not of type "integer""#), "{e}");
         let e = err_of(get_thing(&variant("kind", Some(serde_json::json!("c")))));
-        assert!(
-            e.contains(r#"/kind: "c" is not one of "a" or "b""#),
-            "{e}"
-        );
+        assert!(e.contains(r#"/kind: "c" is not one of "a" or "b""#), "{e}");
         let e = err_of(get_thing(&variant(
             "parent",
             Some(serde_json::json!({"error": 1})),
         )));
-        assert!(e.contains(r#"/parent/error: 1 is not of type "string""#), "{e}");
+        assert!(
+            e.contains(r#"/parent/error: 1 is not of type "string""#),
+            "{e}"
+        );
         let e = err_of(get_thing("[]"));
         assert!(e.contains(r#"(root): [] is not of type "object""#), "{e}");
     }
