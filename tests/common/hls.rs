@@ -1,16 +1,19 @@
-//! HLS for the tests: a strict m3u8 parser, a live-player-like follower and
-//! a load generator made of many followers.
+//! HLS for the tests: m3u8 parsing, a live-player-like follower and a load
+//! generator made of many followers.
 //!
-//! The parser ([`parse`], [`parse_media`], [`parse_master`]) reads what the
-//! tests need of RFC 8216 and its low-latency additions, and fails (naming
-//! the line) where a real player would refuse the playlist: a first line
-//! other than `#EXTM3U`, a tag missing the value it needs or carrying one it
-//! must not, a malformed attribute list or a missing required attribute,
-//! `#EXTINF` not followed by a URI, a URI without `#EXTINF`, an
-//! `#EXT-X-TARGETDURATION` below a segment's rounded duration, a part longer
-//! than `PART-TARGET`, parts without `#EXT-X-PART-INF`, `#EXT-X-PART-INF`
-//! without `PART-HOLD-BACK`, header tags after the first segment or twice,
-//! master and media tags mixed.
+//! Playlists are read by the `m3u8-rs` crate. It hands the LL-HLS tags
+//! (`EXT-X-PART`, `EXT-X-PRELOAD-HINT`, `EXT-X-SERVER-CONTROL`,
+//! `EXT-X-PART-INF`, `EXT-X-GAP`, ...) back as unknown tags, whose attribute
+//! lists are read here, and it takes any line it cannot read as a comment or
+//! a URI, so [`parse`] adds what a real player would refuse a playlist for:
+//! a first line other than `#EXTM3U`, a tag missing the value it needs or
+//! carrying one it must not, a tag the crate could not read, a malformed
+//! attribute list or a missing required attribute, `#EXTINF` not followed by
+//! a URI, a URI without `#EXTINF`, an `#EXT-X-TARGETDURATION` below a
+//! segment's rounded duration, a part longer than `PART-TARGET`, parts
+//! without `#EXT-X-PART-INF`, `#EXT-X-PART-INF` without `PART-HOLD-BACK`,
+//! header tags after the first segment or twice, master and media tags
+//! mixed.
 //!
 //! [`follow`] behaves like a simple live player: it reloads the media
 //! playlist every half target duration, or, when the server offers blocking
@@ -87,7 +90,7 @@ pub struct Segment {
     pub uri: String,
     /// Preceded by `EXT-X-DISCONTINUITY`.
     pub discontinuity: bool,
-    /// `EXT-X-PROGRAM-DATE-TIME`, as written.
+    /// `EXT-X-PROGRAM-DATE-TIME`, in RFC 3339 as m3u8-rs read it.
     pub program_date_time: Option<String>,
     /// Index into [`MediaPlaylist::maps`] of the `EXT-X-MAP` in force.
     pub map: Option<usize>,
@@ -95,7 +98,7 @@ pub struct Segment {
     pub parts: Vec<Part>,
     /// `EXT-X-GAP`.
     pub gap: bool,
-    /// `EXT-X-BYTERANGE`, as written.
+    /// `EXT-X-BYTERANGE` as `<n>[@<o>]`.
     pub byterange: Option<String>,
     /// Line of the `EXTINF` (1-based), for messages.
     pub line: usize,
@@ -223,7 +226,13 @@ impl MediaPlaylist {
 
 /// Parses a master or media playlist.
 pub fn parse(text: &str) -> Result<Playlist, String> {
-    Parser::default().run(text)
+    let master = m3u8_rs::is_master_playlist(text.as_bytes());
+    let lines = check_lines(text, master)?;
+    if master {
+        parse_master_crate(text).map(Playlist::Master)
+    } else {
+        parse_media_crate(text, &lines).map(Playlist::Media)
+    }
 }
 
 /// Parses a media playlist (a master playlist is an error).
@@ -287,92 +296,91 @@ const MASTER_TAGS: &[&str] = &[
     "EXT-X-CONTENT-STEERING",
 ];
 
-#[derive(Default)]
-struct Parser {
-    media: MediaPlaylist,
-    master: MasterPlaylist,
-    /// Line and name of the first tag that decided the kind.
-    kind: Option<(bool, usize, String)>,
-    seen: BTreeSet<String>,
-    target_line: usize,
-    // Segment being described.
-    extinf: Option<(usize, f64, String)>,
-    discontinuity: bool,
-    pdt: Option<String>,
-    gap: bool,
-    byterange: Option<String>,
-    parts: Vec<(usize, Part)>,
-    part_lines: Vec<(usize, f64)>,
-    current_map: Option<usize>,
-    part_inf_line: usize,
-    hint_lines: Vec<usize>,
-    // Master.
-    stream_inf: Option<(usize, Variant)>,
-}
+/// Tags a playlist may hold once.
+const ONCE_TAGS: &[&str] = &[
+    "EXT-X-VERSION",
+    "EXT-X-TARGETDURATION",
+    "EXT-X-MEDIA-SEQUENCE",
+    "EXT-X-DISCONTINUITY-SEQUENCE",
+    "EXT-X-PLAYLIST-TYPE",
+    "EXT-X-SERVER-CONTROL",
+    "EXT-X-PART-INF",
+];
+
+/// Tags m3u8-rs reads itself (names as in its `ExtTag`, without `#EXT-`):
+/// one it hands back as unknown did not parse.
+const CRATE_TAGS: &[&str] = &[
+    "X-VERSION",
+    "X-TARGETDURATION",
+    "X-MEDIA-SEQUENCE",
+    "X-DISCONTINUITY-SEQUENCE",
+    "X-PLAYLIST-TYPE",
+    "X-I-FRAMES-ONLY",
+    "X-START",
+    "X-INDEPENDENT-SEGMENTS",
+    "X-ENDLIST",
+    "X-BYTERANGE",
+    "X-DISCONTINUITY",
+    "X-KEY",
+    "X-MAP",
+    "X-PROGRAM-DATE-TIME",
+    "X-DATERANGE",
+    "X-STREAM-INF",
+    "X-I-FRAME-STREAM-INF",
+    "X-MEDIA",
+    "X-SESSION-DATA",
+    "X-SESSION-KEY",
+];
 
 fn at(n: usize, line: &str, msg: impl AsRef<str>) -> String {
     format!("line {n}: {}: {line:?}", msg.as_ref())
 }
 
-impl Parser {
-    fn run(mut self, text: &str) -> Result<Playlist, String> {
-        let mut lines = text.split('\n').enumerate().peekable();
-        match lines.next() {
-            Some((_, l)) if l.strip_suffix('\r').unwrap_or(l) == "#EXTM3U" => {}
-            Some((_, l)) => return Err(at(1, l, "the first line must be #EXTM3U")),
-            None => return Err("empty playlist".to_string()),
+/// A URI line and the line of the `EXTINF` (or `EXT-X-STREAM-INF`) that
+/// describes it.
+struct UriLine<'a> {
+    uri: &'a str,
+    inf_line: usize,
+}
+
+/// What m3u8-rs does not check (it takes any line it cannot read as a
+/// comment or a URI): the first line, values of tags that take none or
+/// need one, master and media tags mixed, tags that may appear once, header
+/// tags after the first segment, `EXTINF` syntax, and every `EXTINF` (or
+/// `EXT-X-STREAM-INF`) followed by exactly one URI. Returns the URI lines.
+fn check_lines(text: &str, master: bool) -> Result<Vec<UriLine<'_>>, String> {
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    match lines.next() {
+        Some("#EXTM3U") => {}
+        Some(l) => return Err(at(1, l, "the first line must be #EXTM3U")),
+        None => return Err("empty playlist".to_string()),
+    }
+    let mut seen = BTreeSet::new();
+    let mut uris = Vec::new();
+    // Line of an EXTINF / EXT-X-STREAM-INF waiting for its URI.
+    let mut pending: Option<usize> = None;
+    let mut in_segments = false;
+    let mut discontinuity = false;
+    for (i, line) in lines.enumerate() {
+        let n = i + 2;
+        if line.trim().is_empty() || (line.starts_with('#') && !line.starts_with("#EXT")) {
+            continue;
         }
-        for (i, raw) in lines {
-            let n = i + 1;
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
-            if line.trim().is_empty() {
-                continue;
+        if !line.starts_with('#') {
+            if line != line.trim() {
+                return Err(at(n, line, "URI with surrounding white space"));
             }
-            if line.starts_with("#EXT") {
-                self.tag(n, line)?;
-            } else if line.starts_with('#') {
-                continue;
-            } else {
-                self.uri(n, line)?;
-            }
+            let inf_line = pending.take().ok_or_else(|| {
+                let inf = if master { "EXT-X-STREAM-INF" } else { "EXTINF" };
+                at(n, line, format!("URI without {inf}"))
+            })?;
+            uris.push(UriLine {
+                uri: line,
+                inf_line,
+            });
+            in_segments = true;
+            continue;
         }
-        self.finish()
-    }
-
-    fn set_kind(&mut self, master: bool, n: usize, line: &str, name: &str) -> Result<(), String> {
-        match &self.kind {
-            None => {
-                self.kind = Some((master, n, name.to_string()));
-                Ok(())
-            }
-            Some((m, first, first_name)) if *m != master => Err(at(
-                n,
-                line,
-                format!(
-                    "{} tag {name} in a playlist that line {first} made a {} playlist ({first_name})",
-                    if master { "master" } else { "media" },
-                    if *m { "master" } else { "media" },
-                ),
-            )),
-            Some(_) => Ok(()),
-        }
-    }
-
-    fn once(&mut self, n: usize, line: &str, name: &str) -> Result<(), String> {
-        if !self.seen.insert(name.to_string()) {
-            return Err(at(n, line, format!("{name} appears twice")));
-        }
-        Ok(())
-    }
-
-    fn before_segments(&self, n: usize, line: &str, name: &str) -> Result<(), String> {
-        if !self.media.segments.is_empty() || self.extinf.is_some() || !self.parts.is_empty() {
-            return Err(at(n, line, format!("{name} after the first segment")));
-        }
-        Ok(())
-    }
-
-    fn tag(&mut self, n: usize, line: &str) -> Result<(), String> {
         let (name, value) = match line[1..].split_once(':') {
             Some((name, value)) => (name, Some(value)),
             None => (&line[1..], None),
@@ -384,335 +392,246 @@ impl Parser {
         } else if !matches!(value, Some(v) if !v.is_empty()) {
             return Err(at(n, line, format!("{name} needs a value after a colon")));
         }
-        let value = value.unwrap_or("");
-        if MEDIA_TAGS.contains(&name) {
-            self.set_kind(false, n, line, name)?;
-        } else if MASTER_TAGS.contains(&name) {
-            self.set_kind(true, n, line, name)?;
+        let (wrong, kind) = if master {
+            (MEDIA_TAGS, "master")
+        } else {
+            (MASTER_TAGS, "media")
+        };
+        if wrong.contains(&name) {
+            return Err(at(n, line, format!("{name} in a {kind} playlist")));
+        }
+        if ONCE_TAGS.contains(&name) && !seen.insert(name) {
+            return Err(at(n, line, format!("{name} appears twice")));
         }
         match name {
             "EXTM3U" => return Err(at(n, line, "#EXTM3U again")),
-            "EXT-X-VERSION" => {
-                self.once(n, line, name)?;
-                let v = integer(value).map_err(|e| at(n, line, e))?;
-                if v == 0 || v > u64::from(u32::MAX) {
-                    return Err(at(n, line, "bad version"));
-                }
-                self.media.version = Some(v as u32);
-                self.master.version = Some(v as u32);
+            "EXT-X-TARGETDURATION" | "EXT-X-MEDIA-SEQUENCE" | "EXT-X-DISCONTINUITY-SEQUENCE"
+                if in_segments || pending.is_some() =>
+            {
+                return Err(at(n, line, format!("{name} after the first segment")));
             }
-            "EXT-X-INDEPENDENT-SEGMENTS" => {
-                self.media.independent_segments = true;
-                self.master.independent_segments = true;
+            "EXT-X-DISCONTINUITY-SEQUENCE" if discontinuity => {
+                return Err(at(n, line, "after an EXT-X-DISCONTINUITY"));
             }
-            "EXT-X-TARGETDURATION" => {
-                self.before_segments(n, line, name)?;
-                self.once(n, line, name)?;
-                self.media.target_duration = integer(value).map_err(|e| at(n, line, e))?;
-                self.target_line = n;
-            }
-            "EXT-X-MEDIA-SEQUENCE" => {
-                self.before_segments(n, line, name)?;
-                self.once(n, line, name)?;
-                self.media.media_sequence = integer(value).map_err(|e| at(n, line, e))?;
-            }
-            "EXT-X-DISCONTINUITY-SEQUENCE" => {
-                self.before_segments(n, line, name)?;
-                self.once(n, line, name)?;
-                if self.discontinuity {
-                    return Err(at(n, line, "after an EXT-X-DISCONTINUITY"));
-                }
-                self.media.discontinuity_sequence = integer(value).map_err(|e| at(n, line, e))?;
-            }
-            "EXT-X-PLAYLIST-TYPE" => {
-                self.once(n, line, name)?;
-                if value != "EVENT" && value != "VOD" {
-                    return Err(at(n, line, "playlist type must be EVENT or VOD"));
-                }
-                self.media.playlist_type = Some(value.to_string());
-            }
-            "EXT-X-ENDLIST" => self.media.endlist = true,
-            "EXT-X-SERVER-CONTROL" => {
-                self.once(n, line, name)?;
-                let a = Attrs::parse(value).map_err(|e| at(n, line, e))?;
-                let sc = (|| -> Result<ServerControl, String> {
-                    Ok(ServerControl {
-                        can_block_reload: a.yes("CAN-BLOCK-RELOAD")?,
-                        can_skip_until: a.decimal("CAN-SKIP-UNTIL")?,
-                        can_skip_dateranges: a.yes("CAN-SKIP-DATERANGES")?,
-                        hold_back: a.decimal("HOLD-BACK")?,
-                        part_hold_back: a.decimal("PART-HOLD-BACK")?,
-                    })
-                })()
-                .map_err(|e| at(n, line, e))?;
-                self.media.server_control = Some(sc);
-            }
-            "EXT-X-PART-INF" => {
-                self.once(n, line, name)?;
-                let a = Attrs::parse(value).map_err(|e| at(n, line, e))?;
-                let t = a
-                    .decimal("PART-TARGET")
-                    .and_then(|t| t.ok_or_else(|| "PART-TARGET missing".to_string()))
-                    .map_err(|e| at(n, line, e))?;
-                if t <= 0.0 {
-                    return Err(at(n, line, "PART-TARGET must be positive"));
-                }
-                self.media.part_target = Some(t);
-                self.part_inf_line = n;
-            }
-            "EXT-X-MAP" => {
-                let a = Attrs::parse(value).map_err(|e| at(n, line, e))?;
-                let uri = a.required_quoted("URI").map_err(|e| at(n, line, e))?;
-                a.quoted("BYTERANGE").map_err(|e| at(n, line, e))?;
-                self.media.maps.push(uri.to_string());
-                self.current_map = Some(self.media.maps.len() - 1);
-            }
-            "EXTINF" => {
-                if let Some((first, ..)) = &self.extinf {
+            "EXT-X-DISCONTINUITY" => discontinuity = true,
+            "EXTINF" | "EXT-X-STREAM-INF" => {
+                if let Some(first) = pending {
                     return Err(at(
                         n,
                         line,
-                        format!("EXTINF of line {first} was not followed by a URI"),
+                        format!("{name} of line {first} was not followed by a URI"),
                     ));
                 }
-                let (d, title) = value
-                    .split_once(',')
-                    .ok_or_else(|| at(n, line, "EXTINF needs a comma after the duration"))?;
-                let d = decimal(d).map_err(|e| at(n, line, e))?;
-                self.extinf = Some((n, d, title.to_string()));
-            }
-            "EXT-X-DISCONTINUITY" => self.discontinuity = true,
-            "EXT-X-GAP" => self.gap = true,
-            "EXT-X-BYTERANGE" => {
-                byterange(value).map_err(|e| at(n, line, e))?;
-                self.byterange = Some(value.to_string());
-            }
-            "EXT-X-PROGRAM-DATE-TIME" => {
-                date_time_millis(value).map_err(|e| at(n, line, e))?;
-                self.pdt = Some(value.to_string());
+                if name == "EXTINF" {
+                    let d = value.unwrap_or("").split_once(',').map(|(d, _)| d);
+                    let d =
+                        d.ok_or_else(|| at(n, line, "EXTINF needs a comma after the duration"))?;
+                    decimal(d).map_err(|e| at(n, line, e))?;
+                }
+                pending = Some(n);
             }
             "EXT-X-PART" => {
-                let a = Attrs::parse(value).map_err(|e| at(n, line, e))?;
-                let part = (|| -> Result<Part, String> {
-                    let duration = a
-                        .decimal("DURATION")?
-                        .ok_or_else(|| "DURATION missing".to_string())?;
-                    let uri = a.required_quoted("URI")?.to_string();
-                    let byterange = a.quoted("BYTERANGE")?.map(str::to_string);
-                    if let Some(b) = &byterange {
-                        self::byterange(b)?;
-                    }
-                    Ok(Part {
-                        uri,
-                        duration,
-                        independent: a.yes("INDEPENDENT")?,
-                        gap: a.yes("GAP")?,
-                        byterange,
-                    })
-                })()
-                .map_err(|e| at(n, line, e))?;
-                if let Some((first, ..)) = &self.extinf {
-                    // Parts come before the EXTINF of their segment.
+                if let Some(first) = pending {
                     return Err(at(
                         n,
                         line,
                         format!("EXT-X-PART between the EXTINF of line {first} and its URI"),
                     ));
                 }
-                self.part_lines.push((n, part.duration));
-                self.parts.push((n, part));
-            }
-            "EXT-X-PRELOAD-HINT" => {
-                let a = Attrs::parse(value).map_err(|e| at(n, line, e))?;
-                let hint = (|| -> Result<PreloadHint, String> {
-                    let kind = a
-                        .enumerated("TYPE")?
-                        .ok_or_else(|| "TYPE missing".to_string())?;
-                    if kind != "PART" && kind != "MAP" {
-                        return Err(format!("TYPE must be PART or MAP, not {kind}"));
-                    }
-                    Ok(PreloadHint {
-                        kind: kind.to_string(),
-                        uri: a.required_quoted("URI")?.to_string(),
-                        byterange_start: a.integer("BYTERANGE-START")?,
-                        byterange_length: a.integer("BYTERANGE-LENGTH")?,
-                    })
-                })()
-                .map_err(|e| at(n, line, e))?;
-                if self.media.preload_hints.iter().any(|h| h.kind == hint.kind) {
-                    return Err(at(
-                        n,
-                        line,
-                        format!("a second preload hint of TYPE={}", hint.kind),
-                    ));
-                }
-                self.media.preload_hints.push(hint);
-                self.hint_lines.push(n);
-            }
-            "EXT-X-KEY"
-            | "EXT-X-DATERANGE"
-            | "EXT-X-SKIP"
-            | "EXT-X-RENDITION-REPORT"
-            | "EXT-X-START"
-            | "EXT-X-SESSION-DATA"
-            | "EXT-X-SESSION-KEY"
-            | "EXT-X-CONTENT-STEERING"
-            | "EXT-X-I-FRAME-STREAM-INF" => {
-                Attrs::parse(value).map_err(|e| at(n, line, e))?;
-            }
-            "EXT-X-STREAM-INF" => {
-                if let Some((first, _)) = &self.stream_inf {
-                    return Err(at(
-                        n,
-                        line,
-                        format!("EXT-X-STREAM-INF of line {first} was not followed by a URI"),
-                    ));
-                }
-                let a = Attrs::parse(value).map_err(|e| at(n, line, e))?;
-                let v = (|| -> Result<Variant, String> {
-                    let resolution = match a.enumerated("RESOLUTION")? {
-                        None => None,
-                        Some(r) => {
-                            let (w, h) = r
-                                .split_once('x')
-                                .ok_or_else(|| format!("bad RESOLUTION {r}"))?;
-                            Some((
-                                integer(w)? as u32,
-                                integer(h).map_err(|_| format!("bad RESOLUTION {r}"))? as u32,
-                            ))
-                        }
-                    };
-                    Ok(Variant {
-                        uri: String::new(),
-                        bandwidth: a
-                            .integer("BANDWIDTH")?
-                            .ok_or_else(|| "BANDWIDTH missing".to_string())?,
-                        average_bandwidth: a.integer("AVERAGE-BANDWIDTH")?,
-                        codecs: a.quoted("CODECS")?.map(str::to_string),
-                        resolution,
-                        frame_rate: a.decimal("FRAME-RATE")?,
-                        audio: a.quoted("AUDIO")?.map(str::to_string),
-                    })
-                })()
-                .map_err(|e| at(n, line, e))?;
-                self.stream_inf = Some((n, v));
-            }
-            "EXT-X-MEDIA" => {
-                let a = Attrs::parse(value).map_err(|e| at(n, line, e))?;
-                let r = (|| -> Result<Rendition, String> {
-                    let kind = a
-                        .enumerated("TYPE")?
-                        .ok_or_else(|| "TYPE missing".to_string())?;
-                    if !["AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"].contains(&kind) {
-                        return Err(format!("bad TYPE {kind}"));
-                    }
-                    Ok(Rendition {
-                        kind: kind.to_string(),
-                        group_id: a.required_quoted("GROUP-ID")?.to_string(),
-                        name: a.required_quoted("NAME")?.to_string(),
-                        uri: a.quoted("URI")?.map(str::to_string),
-                        language: a.quoted("LANGUAGE")?.map(str::to_string),
-                        default: a.yes("DEFAULT")?,
-                        autoselect: a.yes("AUTOSELECT")?,
-                    })
-                })()
-                .map_err(|e| at(n, line, e))?;
-                self.master.renditions.push(r);
+                in_segments = true;
             }
             _ => {}
         }
-        Ok(())
     }
+    if let Some(n) = pending {
+        let inf = if master { "EXT-X-STREAM-INF" } else { "EXTINF" };
+        return Err(format!(
+            "line {n}: {inf} not followed by a URI (end of playlist)"
+        ));
+    }
+    if !master && !seen.contains("EXT-X-TARGETDURATION") {
+        return Err("media playlist without EXT-X-TARGETDURATION".to_string());
+    }
+    Ok(uris)
+}
 
-    fn uri(&mut self, n: usize, line: &str) -> Result<(), String> {
-        if line != line.trim() {
-            return Err(at(n, line, "URI with surrounding white space"));
+/// `#EXT-NAME:value` of a tag m3u8-rs handed back unread.
+fn show_tag(t: &m3u8_rs::ExtTag) -> String {
+    match &t.rest {
+        Some(r) => format!("#EXT-{}:{r}", t.tag),
+        None => format!("#EXT-{}", t.tag),
+    }
+}
+
+/// An unread tag that m3u8-rs should have read: it is malformed.
+fn refused(tags: &[m3u8_rs::ExtTag]) -> Result<(), String> {
+    match tags.iter().find(|t| CRATE_TAGS.contains(&t.tag.as_str())) {
+        Some(t) => Err(format!("malformed #EXT-{}: {:?}", t.tag, show_tag(t))),
+        None => Ok(()),
+    }
+}
+
+/// An `f32` that m3u8-rs read from a decimal, as the `f64` written.
+fn widen(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+fn show_byterange(b: &m3u8_rs::ByteRange) -> String {
+    match b.offset {
+        Some(o) => format!("{}@{o}", b.length),
+        None => b.length.to_string(),
+    }
+}
+
+/// Stands for the segment after the last one, so that m3u8-rs hands over
+/// the tags that follow the last URI (parts of the segment in progress,
+/// preload hints) as that segment's.
+const PENDING: &str = "srtgate-tests-pending-tags";
+
+fn parse_media_crate(text: &str, lines: &[UriLine<'_>]) -> Result<MediaPlaylist, String> {
+    let padded = format!("{}\n{PENDING}\n", text.trim_end());
+    let (rest, pl) =
+        m3u8_rs::parse_media_playlist(padded.as_bytes()).map_err(|e| format!("m3u8-rs: {e:?}"))?;
+    if !rest.trim_ascii().is_empty() {
+        return Err(format!(
+            "m3u8-rs stopped reading at {:?}",
+            String::from_utf8_lossy(&rest[..rest.len().min(200)])
+        ));
+    }
+    let read: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+    let written: Vec<&str> = lines.iter().map(|l| l.uri).chain([PENDING]).collect();
+    if read != written {
+        return Err(format!(
+            "m3u8-rs read the URIs {read:?}, the playlist has {written:?} (a tag it misread?)"
+        ));
+    }
+    refused(&pl.unknown_tags)?;
+    if pl.version == Some(0) {
+        return Err("bad EXT-X-VERSION 0".to_string());
+    }
+    if let Some(m3u8_rs::MediaPlaylistType::Other(t)) = &pl.playlist_type {
+        return Err(format!("EXT-X-PLAYLIST-TYPE must be EVENT or VOD, not {t}"));
+    }
+    let mut media = MediaPlaylist {
+        version: pl.version.map(|v| v as u32),
+        target_duration: pl.target_duration,
+        media_sequence: pl.media_sequence,
+        discontinuity_sequence: pl.discontinuity_sequence,
+        playlist_type: pl.playlist_type.as_ref().map(ToString::to_string),
+        independent_segments: pl.independent_segments,
+        endlist: pl.end_list,
+        ..MediaPlaylist::default()
+    };
+    let mut current_map = None;
+    let mut parts_seen = false;
+    let count = pl.segments.len();
+    for (i, s) in pl.segments.into_iter().enumerate() {
+        refused(&s.unknown_tags)?;
+        if let Some(m) = &s.map {
+            media.maps.push(m.uri.clone());
+            current_map = Some(media.maps.len() - 1);
         }
-        if let Some((_, mut v)) = self.stream_inf.take() {
-            v.uri = line.to_string();
-            self.master.variants.push(v);
-            return Ok(());
+        let mut parts = Vec::new();
+        let mut gap = false;
+        for t in &s.unknown_tags {
+            let shown = show_tag(t);
+            let attrs = || {
+                Attrs::parse(t.rest.as_deref().unwrap_or("")).map_err(|e| format!("{e}: {shown:?}"))
+            };
+            match t.tag.as_str() {
+                "X-GAP" => gap = true,
+                "X-PART" => {
+                    parts.push(part(&attrs()?).map_err(|e| format!("{e}: {shown:?}"))?);
+                    parts_seen = true;
+                }
+                "X-SERVER-CONTROL" => {
+                    media.server_control =
+                        Some(server_control(&attrs()?).map_err(|e| format!("{e}: {shown:?}"))?);
+                }
+                "X-PART-INF" => {
+                    let t = attrs()?
+                        .decimal("PART-TARGET")
+                        .and_then(|t| t.ok_or_else(|| "PART-TARGET missing".to_string()))
+                        .map_err(|e| format!("{e}: {shown:?}"))?;
+                    if t <= 0.0 {
+                        return Err(format!("PART-TARGET must be positive: {shown:?}"));
+                    }
+                    media.part_target = Some(t);
+                }
+                "X-PRELOAD-HINT" => {
+                    let hint = preload_hint(&attrs()?).map_err(|e| format!("{e}: {shown:?}"))?;
+                    if media.preload_hints.iter().any(|h| h.kind == hint.kind) {
+                        return Err(format!(
+                            "a second preload hint of TYPE={}: {shown:?}",
+                            hint.kind
+                        ));
+                    }
+                    media.preload_hints.push(hint);
+                }
+                "X-SKIP" | "X-RENDITION-REPORT" | "X-CONTENT-STEERING" => {
+                    attrs()?;
+                }
+                _ => {}
+            }
         }
-        if matches!(self.kind, Some((true, ..))) {
-            return Err(at(n, line, "URI without EXT-X-STREAM-INF"));
+        if i + 1 == count {
+            media.pending_parts = parts;
+            break;
         }
-        let Some((inf_line, duration, title)) = self.extinf.take() else {
-            return Err(at(n, line, "URI without EXTINF"));
-        };
-        let msn = self.media.media_sequence + self.media.segments.len() as u64;
-        self.media.segments.push(Segment {
+        let msn = media.media_sequence + media.segments.len() as u64;
+        media.segments.push(Segment {
             msn,
-            duration,
-            title,
-            uri: line.to_string(),
-            discontinuity: std::mem::take(&mut self.discontinuity),
-            program_date_time: self.pdt.take(),
-            map: self.current_map,
-            parts: self.parts.drain(..).map(|(_, p)| p).collect(),
-            gap: std::mem::take(&mut self.gap),
-            byterange: self.byterange.take(),
-            line: inf_line,
+            duration: widen(s.duration),
+            title: s.title.unwrap_or_default(),
+            uri: s.uri,
+            discontinuity: s.discontinuity,
+            program_date_time: s.program_date_time.map(|d| d.to_rfc3339()),
+            map: current_map,
+            parts,
+            gap,
+            byterange: s.byte_range.as_ref().map(show_byterange),
+            line: lines[i].inf_line,
         });
-        Ok(())
     }
+    check_media(&media, parts_seen)?;
+    Ok(media)
+}
 
-    fn finish(mut self) -> Result<Playlist, String> {
-        if let Some((true, ..)) = self.kind {
-            if let Some((n, _)) = &self.stream_inf {
-                return Err(format!(
-                    "line {n}: EXT-X-STREAM-INF not followed by a URI (end of playlist)"
-                ));
-            }
-            if self.master.variants.is_empty() {
-                return Err("master playlist without EXT-X-STREAM-INF".to_string());
-            }
-            return Ok(Playlist::Master(self.master));
-        }
-        if let Some((n, ..)) = &self.extinf {
+/// The rules between tags: durations against the targets, hold-backs,
+/// LL-HLS tags that need `EXT-X-PART-INF`.
+fn check_media(media: &MediaPlaylist, parts_seen: bool) -> Result<(), String> {
+    let target = media.target_duration;
+    for s in &media.segments {
+        let rounded = s.duration.round();
+        if rounded > target as f64 {
             return Err(format!(
-                "line {n}: EXTINF not followed by a URI (end of playlist)"
+                "line {}: EXTINF {} rounds to {rounded}, more than EXT-X-TARGETDURATION {target}",
+                s.line, s.duration
             ));
         }
-        if !self.seen.contains("EXT-X-TARGETDURATION") {
-            return Err("media playlist without EXT-X-TARGETDURATION".to_string());
+    }
+    match media.part_target {
+        None if parts_seen => {
+            return Err("EXT-X-PART in a playlist without EXT-X-PART-INF".to_string());
         }
-        let target = self.media.target_duration;
-        for s in &self.media.segments {
-            let rounded = s.duration.round();
-            if rounded > target as f64 {
+        None => {}
+        Some(pt) => {
+            if let Some((msn, i, p)) = media
+                .parts()
+                .into_iter()
+                .find(|(_, _, p)| p.duration > pt + 1e-9)
+            {
                 return Err(format!(
-                    "line {}: EXTINF {} rounds to {rounded}, more than EXT-X-TARGETDURATION {target} (line {})",
-                    s.line, s.duration, self.target_line
+                    "part {msn}.{i}: DURATION {} longer than PART-TARGET {pt}",
+                    p.duration
                 ));
             }
-        }
-        if let Some(&(first, _)) = self.part_lines.first() {
-            let Some(pt) = self.media.part_target else {
-                return Err(format!(
-                    "line {first}: EXT-X-PART in a playlist without EXT-X-PART-INF"
-                ));
-            };
-            for &(n, d) in &self.part_lines {
-                if d > pt + 1e-9 {
-                    return Err(format!(
-                        "line {n}: part DURATION {d} longer than PART-TARGET {pt} (line {})",
-                        self.part_inf_line
-                    ));
-                }
-            }
-        }
-        if let Some(pt) = self.media.part_target {
-            let phb = self
-                .media
-                .server_control
-                .as_ref()
-                .and_then(|s| s.part_hold_back);
+            let phb = media.server_control.as_ref().and_then(|s| s.part_hold_back);
             match phb {
                 None => {
-                    return Err(format!(
-                        "line {}: EXT-X-PART-INF without EXT-X-SERVER-CONTROL:PART-HOLD-BACK",
-                        self.part_inf_line
-                    ))
+                    return Err(
+                        "EXT-X-PART-INF without EXT-X-SERVER-CONTROL:PART-HOLD-BACK".to_string()
+                    )
                 }
                 Some(h) if h + 1e-9 < 2.0 * pt => {
                     return Err(format!(
@@ -722,24 +641,111 @@ impl Parser {
                 Some(_) => {}
             }
         }
-        if let Some(hb) = self.media.server_control.as_ref().and_then(|s| s.hold_back) {
-            if hb + 1e-9 < 3.0 * target as f64 {
-                return Err(format!(
-                    "HOLD-BACK {hb} is less than three target durations ({target})"
-                ));
-            }
-        }
-        for (i, h) in self.media.preload_hints.iter().enumerate() {
-            if h.kind == "PART" && self.media.part_target.is_none() {
-                return Err(format!(
-                    "line {}: preload hint of TYPE=PART without EXT-X-PART-INF",
-                    self.hint_lines[i]
-                ));
-            }
-        }
-        self.media.pending_parts = self.parts.drain(..).map(|(_, p)| p).collect();
-        Ok(Playlist::Media(self.media))
     }
+    if let Some(hb) = media.server_control.as_ref().and_then(|s| s.hold_back) {
+        if hb + 1e-9 < 3.0 * target as f64 {
+            return Err(format!(
+                "HOLD-BACK {hb} is less than three target durations ({target})"
+            ));
+        }
+    }
+    if media.part_hint().is_some() && media.part_target.is_none() {
+        return Err("preload hint of TYPE=PART without EXT-X-PART-INF".to_string());
+    }
+    Ok(())
+}
+
+fn part(a: &Attrs) -> Result<Part, String> {
+    let duration = a
+        .decimal("DURATION")?
+        .ok_or_else(|| "DURATION missing".to_string())?;
+    let uri = a.required_quoted("URI")?.to_string();
+    let byterange = a.quoted("BYTERANGE")?.map(str::to_string);
+    if let Some(b) = &byterange {
+        self::byterange(b)?;
+    }
+    Ok(Part {
+        uri,
+        duration,
+        independent: a.yes("INDEPENDENT")?,
+        gap: a.yes("GAP")?,
+        byterange,
+    })
+}
+
+fn server_control(a: &Attrs) -> Result<ServerControl, String> {
+    Ok(ServerControl {
+        can_block_reload: a.yes("CAN-BLOCK-RELOAD")?,
+        can_skip_until: a.decimal("CAN-SKIP-UNTIL")?,
+        can_skip_dateranges: a.yes("CAN-SKIP-DATERANGES")?,
+        hold_back: a.decimal("HOLD-BACK")?,
+        part_hold_back: a.decimal("PART-HOLD-BACK")?,
+    })
+}
+
+fn preload_hint(a: &Attrs) -> Result<PreloadHint, String> {
+    let kind = a
+        .enumerated("TYPE")?
+        .ok_or_else(|| "TYPE missing".to_string())?;
+    if kind != "PART" && kind != "MAP" {
+        return Err(format!("TYPE must be PART or MAP, not {kind}"));
+    }
+    Ok(PreloadHint {
+        kind: kind.to_string(),
+        uri: a.required_quoted("URI")?.to_string(),
+        byterange_start: a.integer("BYTERANGE-START")?,
+        byterange_length: a.integer("BYTERANGE-LENGTH")?,
+    })
+}
+
+fn parse_master_crate(text: &str) -> Result<MasterPlaylist, String> {
+    let (rest, pl) =
+        m3u8_rs::parse_master_playlist(text.as_bytes()).map_err(|e| format!("m3u8-rs: {e:?}"))?;
+    if !rest.trim_ascii().is_empty() {
+        return Err(format!(
+            "m3u8-rs stopped reading at {:?}",
+            String::from_utf8_lossy(&rest[..rest.len().min(200)])
+        ));
+    }
+    refused(&pl.unknown_tags)?;
+    let variants: Vec<Variant> = pl
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame)
+        .map(|v| Variant {
+            uri: v.uri.clone(),
+            bandwidth: v.bandwidth,
+            average_bandwidth: v.average_bandwidth,
+            codecs: v.codecs.clone(),
+            resolution: v.resolution.map(|r| (r.width as u32, r.height as u32)),
+            frame_rate: v.frame_rate,
+            audio: v.audio.clone(),
+        })
+        .collect();
+    if variants.is_empty() {
+        return Err("master playlist without EXT-X-STREAM-INF".to_string());
+    }
+    let mut renditions = Vec::new();
+    for r in &pl.alternatives {
+        if let m3u8_rs::AlternativeMediaType::Other(t) = &r.media_type {
+            return Err(format!("EXT-X-MEDIA: bad TYPE {t}"));
+        }
+        renditions.push(Rendition {
+            kind: r.media_type.to_string(),
+            group_id: r.group_id.clone(),
+            name: r.name.clone(),
+            uri: r.uri.clone(),
+            language: r.language.clone(),
+            default: r.default,
+            autoselect: r.autoselect,
+        });
+    }
+    Ok(MasterPlaylist {
+        version: pl.version.map(|v| v as u32),
+        independent_segments: pl.independent_segments,
+        variants,
+        renditions,
+    })
 }
 
 /// `decimal-integer`: digits only.
@@ -777,7 +783,8 @@ fn byterange(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An attribute list: `NAME=VALUE,...`, values quoted or not.
+/// An attribute list (`NAME=VALUE,...`, values quoted or not) of an LL-HLS
+/// tag, which m3u8-rs hands over unread.
 struct Attrs {
     list: Vec<(String, String, bool)>,
 }
@@ -785,14 +792,11 @@ struct Attrs {
 impl Attrs {
     fn parse(s: &str) -> Result<Attrs, String> {
         let mut list: Vec<(String, String, bool)> = Vec::new();
-        let b = s.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            let eq = s[i..]
-                .find('=')
-                .map(|j| i + j)
-                .ok_or_else(|| format!("attribute without '=' in {:?}", &s[i..]))?;
-            let name = &s[i..eq];
+        let mut rest = s;
+        while !rest.is_empty() {
+            let (name, after) = rest
+                .split_once('=')
+                .ok_or_else(|| format!("attribute without '=' in {rest:?}"))?;
             if name.is_empty()
                 || !name
                     .bytes()
@@ -803,38 +807,28 @@ impl Attrs {
             if list.iter().any(|(n, ..)| n == name) {
                 return Err(format!("attribute {name} appears twice"));
             }
-            i = eq + 1;
-            let comma = if b.get(i) == Some(&b'"') {
-                let close = s[i + 1..]
-                    .find('"')
-                    .map(|j| i + 1 + j)
+            let (value, quoted, tail) = if let Some(q) = after.strip_prefix('"') {
+                let (v, tail) = q
+                    .split_once('"')
                     .ok_or_else(|| format!("unterminated quoted value of {name}"))?;
-                list.push((name.to_string(), s[i + 1..close].to_string(), true));
-                i = close + 1;
-                match b.get(i) {
-                    None => false,
-                    Some(b',') => true,
-                    Some(_) => return Err(format!("junk after the quoted value of {name}")),
+                if !(tail.is_empty() || tail.starts_with(',')) {
+                    return Err(format!("junk after the quoted value of {name}"));
                 }
+                (v, true, tail)
             } else {
-                let end = s[i..].find(',').map_or(b.len(), |j| i + j);
-                let v = &s[i..end];
-                if v.is_empty() {
-                    return Err(format!("empty value of {name}"));
-                }
-                if v.bytes().any(|c| c == b'"' || c == b' ' || c == b'\t') {
+                let end = after.find(',').unwrap_or(after.len());
+                let v = &after[..end];
+                if v.is_empty() || v.bytes().any(|c| c == b'"' || c == b' ' || c == b'\t') {
                     return Err(format!("bad unquoted value of {name}: {v:?}"));
                 }
-                list.push((name.to_string(), v.to_string(), false));
-                i = end;
-                end < b.len()
+                (v, false, &after[end..])
             };
-            if comma {
-                i += 1;
-                if i == b.len() {
-                    return Err("trailing comma in attribute list".to_string());
-                }
-            }
+            list.push((name.to_string(), value.to_string(), quoted));
+            rest = match tail.strip_prefix(',') {
+                Some("") => return Err("trailing comma in attribute list".to_string()),
+                Some(t) => t,
+                None => tail,
+            };
         }
         Ok(Attrs { list })
     }
@@ -885,102 +879,6 @@ impl Attrs {
             Some(v) => Err(format!("{name} must be YES or NO, not {v}")),
         }
     }
-}
-
-/// Milliseconds since 1970 of an `EXT-X-PROGRAM-DATE-TIME` value:
-/// `YYYY-MM-DDThh:mm:ss[.fff…](Z|±hh:mm|±hhmm)`.
-pub fn date_time_millis(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not an ISO 8601 date and time with a zone");
-    let b = s.as_bytes();
-    let digits = |from: usize, len: usize| -> Result<i64, String> {
-        let part = b.get(from..from + len).ok_or_else(bad)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return Err(bad());
-        }
-        Ok(part
-            .iter()
-            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return Err(bad());
-    }
-    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
-    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > month_days[(month - 1) as usize]
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return Err(bad());
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            if i - start < 3 {
-                millis = millis * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        if i == start {
-            return Err(bad());
-        }
-        for _ in (i - start)..3 {
-            millis *= 10;
-        }
-    }
-    let offset_min = match b.get(i) {
-        Some(b'Z') if i + 1 == b.len() => 0,
-        Some(&sign @ (b'+' | b'-')) => {
-            let (h, m) = match b.len() - i - 1 {
-                5 if b[i + 3] == b':' => (digits(i + 1, 2)?, digits(i + 4, 2)?),
-                4 => (digits(i + 1, 2)?, digits(i + 3, 2)?),
-                _ => return Err(bad()),
-            };
-            if h > 23 || m > 59 {
-                return Err(bad());
-            }
-            if sign == b'+' {
-                h * 60 + m
-            } else {
-                -(h * 60 + m)
-            }
-        }
-        _ => return Err(bad()),
-    };
-    // Days since 1970-01-01: whole years, their leap days, then months.
-    let leaps_before =
-        |y: i64| (y - 1).div_euclid(4) - (y - 1).div_euclid(100) + (y - 1).div_euclid(400);
-    let mut days = 365 * (year - 1970) + leaps_before(year) - leaps_before(1970);
-    days += month_days[..(month - 1) as usize].iter().sum::<i64>();
-    days += day - 1;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
-    Ok(secs * 1000 + millis)
 }
 
 // ------------------------------------------------------------------ hashing
@@ -1142,8 +1040,6 @@ pub struct FollowReport {
     pub more_errors: u64,
     /// Media bytes: segments, parts and maps.
     pub bytes: u64,
-    /// TCP connections the follower opened.
-    pub connections: u64,
     /// Last target duration seen.
     pub target_duration: u64,
     /// The playlist ended (`EXT-X-ENDLIST`) and every segment was fetched.
@@ -1194,8 +1090,8 @@ impl FollowReport {
             _ => "none".to_string(),
         };
         let mut s = format!(
-            "{}: {:.1}s, {} segments ({range}), {} parts, {} maps, {} bytes; {} playlists ({} blocking), \
-             {} connections; gaps {:?}, part gaps {:?}, discontinuities {:?}, regressions {:?}{}",
+            "{}: {:.1}s, {} segments ({range}), {} parts, {} maps, {} bytes; {} playlists ({} blocking); \
+             gaps {:?}, part gaps {:?}, discontinuities {:?}, regressions {:?}{}",
             self.url,
             self.elapsed.as_secs_f64(),
             self.segments.len(),
@@ -1204,7 +1100,6 @@ impl FollowReport {
             self.bytes,
             self.playlists_fetched,
             self.blocking_reloads,
-            self.connections,
             self.gaps,
             self.part_gaps,
             self.discontinuities,
@@ -1278,7 +1173,6 @@ pub fn follow(playlist_url: &str, duration: Duration, opts: &FollowOpts) -> Foll
             duration.as_secs_f64()
         ));
     }
-    f.report.connections = f.client.connects();
     f.report.discontinuities = f.discontinuities.into_iter().collect();
     f.report.elapsed = started.elapsed();
     f.report
@@ -1805,5 +1699,114 @@ pub fn check_identical(reports: &[FollowReport]) -> Result<usize, String> {
         let n = bad.len();
         bad.truncate(20);
         Err(format!("{n} mismatch(es):\n  {}", bad.join("\n  ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LL: &str = "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n\
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.6\n\
+#EXT-X-PART-INF:PART-TARGET=0.2\n#EXT-X-MEDIA-SEQUENCE:7\n\
+#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:2024-05-01T10:00:00.000Z\n\
+#EXT-X-PART:DURATION=0.2,URI=\"p7.0.m4s\",INDEPENDENT=YES\n\
+#EXT-X-PART:DURATION=0.2,URI=\"p7.1.m4s\"\n#EXTINF:1.001,\ns7.m4s\n\
+#EXT-X-DISCONTINUITY\n#EXTINF:0.96,\ns8.m4s\n\
+#EXT-X-PART:DURATION=0.2,URI=\"p9.0.m4s\",INDEPENDENT=YES\n\
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p9.1.m4s\"\n";
+
+    #[test]
+    fn low_latency_playlist() {
+        let pl = parse_media(LL).unwrap();
+        assert_eq!(pl.version, Some(9));
+        assert_eq!((pl.target_duration, pl.media_sequence), (1, 7));
+        assert_eq!(pl.part_target, Some(0.2));
+        assert!(pl.can_block_reload());
+        assert_eq!(pl.maps, ["init.mp4"]);
+        let uris: Vec<_> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+        assert_eq!(uris, ["s7.m4s", "s8.m4s"]);
+        assert_eq!(pl.segments[0].duration, 1.001);
+        assert_eq!(pl.segments[0].line, 11);
+        assert_eq!(pl.segments[1].map, Some(0));
+        assert!(pl.segments[1].discontinuity && !pl.segments[0].discontinuity);
+        assert!(pl.segments[0].program_date_time.is_some());
+        assert_eq!(pl.segments[0].parts.len(), 2);
+        assert!(pl.segments[0].parts[0].independent);
+        assert_eq!(pl.pending_parts.len(), 1);
+        assert_eq!(pl.next_part_position(), (9, 1));
+        assert!(pl.has_part(9, 0) && !pl.has_part(9, 1));
+        assert_eq!(pl.part_hint().map(|h| h.uri.as_str()), Some("p9.1.m4s"));
+    }
+
+    #[track_caller]
+    fn refused(text: &str, why: &str) {
+        match parse_media(text) {
+            Ok(p) => panic!("accepted {text:?}: {p:?}"),
+            Err(e) => assert!(e.contains(why), "{e}"),
+        }
+    }
+
+    #[test]
+    fn what_a_player_refuses() {
+        refused("#EXTM3X\n", "first line");
+        refused(&LL.replace("#EXTINF:0.96,\n", ""), "URI without EXTINF");
+        refused(&LL.replace("s7.m4s\n", ""), "not followed by a URI");
+        refused(&LL.replace("1.001", "1.6"), "rounds to 2");
+        refused(
+            &LL.replace("PART-HOLD-BACK=0.6", "PART-HOLD-BACK=0.3"),
+            "twice PART-TARGET",
+        );
+        refused(
+            &LL.replace("#EXT-X-PART-INF:PART-TARGET=0.2\n", ""),
+            "without EXT-X-PART-INF",
+        );
+        refused(
+            &LL.replace("p7.1.m4s\"", "p7.1.m4s\",DURATION=0.1"),
+            "appears twice",
+        );
+        refused(
+            &LL.replace("DURATION=0.2,URI=\"p7.1", "DURATION=0.3,URI=\"p7.1"),
+            "longer than PART-TARGET",
+        );
+        refused(&LL.replace("URI=\"p9.1.m4s\"", "URI=p9.1.m4s"), "quoted");
+        refused(
+            &LL.replace("10:00:00.000Z", "10:00"),
+            "malformed #EXT-X-PROGRAM-DATE-TIME",
+        );
+        refused(
+            &LL.replace("#EXT-X-MEDIA-SEQUENCE:7", "#EXT-X-MEDIA-SEQUENCE:x"),
+            "malformed",
+        );
+        refused(
+            &LL.replace("#EXT-X-DISCONTINUITY\n", "#EXT-X-DISCONTINUITY:1\n"),
+            "takes no value",
+        );
+        refused(&format!("{LL}#EXT-X-TARGETDURATION:2\n"), "appears twice");
+        refused(
+            &format!("{LL}#EXT-X-STREAM-INF:BANDWIDTH=1\nx.m3u8\n"),
+            "in a media playlist",
+        );
+        refused(
+            &LL.replace("#EXT-X-TARGETDURATION:1\n", ""),
+            "without EXT-X-TARGETDURATION",
+        );
+    }
+
+    #[test]
+    fn master_playlist() {
+        let m = parse_master(
+            "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",DEFAULT=YES\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS=\"avc1.64001f\",AUDIO=\"a\"\n\
+             low.m3u8\n",
+        )
+        .unwrap();
+        assert_eq!(m.variants.len(), 1);
+        assert_eq!(m.variants[0].uri, "low.m3u8");
+        assert_eq!(m.variants[0].bandwidth, 800000);
+        assert_eq!(m.variants[0].resolution, Some((640, 360)));
+        assert_eq!(m.renditions[0].kind, "AUDIO");
+        assert!(m.renditions[0].default);
+        assert!(parse_master("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n").is_err());
     }
 }

@@ -9,14 +9,16 @@
 //! and fits the schema. Errors name the JSON pointer of each mismatch, e.g.
 //! `/streams/0/readers/hls: expected integer, got "2"`.
 //!
-//! The schema subset understood (OpenAPI 3.0): local `$ref`, `type`
-//! (`integer` takes any whole number, `2.0` included), `nullable` (a null
-//! value passes a `nullable: true` schema whatever its other keywords say, so
-//! `{type: object, nullable: true, allOf: [$ref]}` means "that or null"),
-//! `required`, `properties`, `additionalProperties` (`false` or a schema),
-//! `items`, `enum`, `allOf` (all must hold), `oneOf` / `anyOf` (at least one
-//! must hold). Other keywords (`pattern`, `format`, `minimum`, ...) are not
-//! checked.
+//! Bodies are validated by the `jsonschema` crate (JSON Schema 2020-12)
+//! against the description's schemas, with the whole of
+//! `components/schemas` beside each schema so that local `$ref`s resolve.
+//! OpenAPI 3.0's `nullable: true` has no JSON Schema equivalent; it becomes
+//! `{if: {type: null}, else: <the schema without nullable>}`: a null value
+//! passes whatever the other keywords say (so `{type: object, nullable:
+//! true, allOf: [$ref]}` means "that or null"), anything else is checked in
+//! full. `integer` takes any whole number (`2.0` included), and every
+//! keyword the crate knows is checked (`pattern`, `minimum`, ...); `format`
+//! is an annotation only.
 //!
 //! A method the description does not list for a path may only answer `405`,
 //! checked against `components/responses/MethodNotAllowed`.
@@ -24,6 +26,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::ValidationError;
 use serde_json::{Map, Value};
 
 /// Operation keys of a path item, in the order [`Spec::operations`] lists them.
@@ -36,9 +40,6 @@ const SCHEMA_KEYWORDS: &str = "title multipleOf maximum exclusiveMaximum minimum
     minProperties required enum type allOf oneOf anyOf not items properties additionalProperties \
     description format default nullable discriminator readOnly writeOnly xml externalDocs \
     example deprecated";
-/// Schema nesting (data depth plus `allOf`/`oneOf`/`anyOf` levels) before
-/// giving up: only a `$ref` cycle gets there.
-const MAX_DEPTH: usize = 128;
 /// `$ref` hops before giving up (a cycle of bare references).
 const MAX_REF_HOPS: usize = 32;
 /// Mismatches reported per answer; the rest are counted.
@@ -47,6 +48,8 @@ const MAX_ERRORS: usize = 20;
 /// A parsed OpenAPI 3.0 description.
 pub struct Spec {
     doc: Value,
+    /// `components/schemas` as JSON Schema (see [`json_schema`]).
+    schemas: Value,
 }
 
 impl Spec {
@@ -77,7 +80,11 @@ impl Spec {
         if !doc.get("paths").is_some_and(Value::is_object) {
             return Err("no `paths` object".into());
         }
-        Ok(Spec { doc })
+        let schemas = json_schema(
+            doc.pointer("/components/schemas")
+                .unwrap_or(&Value::Object(Map::new())),
+        );
+        Ok(Spec { doc, schemas })
     }
 
     /// Every documented operation as (`GET`, `/v1/streams/{path}`), sorted by
@@ -274,9 +281,25 @@ impl Spec {
         Ok(())
     }
 
+    /// Validates `value` against the OpenAPI `schema` with the
+    /// `jsonschema` crate; one line per mismatch, `pointer: reason`.
     fn validate_all(&self, schema: &Value, value: &Value) -> Result<(), String> {
-        let mut errs = Vec::new();
-        self.validate(schema, value, "", &mut errs, 0);
+        let mut root = json_schema(schema);
+        let Some(obj) = root.as_object_mut() else {
+            return Err(format!(
+                "(root): the schema is not an object: {}",
+                show(schema)
+            ));
+        };
+        obj.insert(
+            "components".into(),
+            serde_json::json!({ "schemas": self.schemas }),
+        );
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&root)
+            .map_err(|e| format!("(root): the schema does not compile: {e}"))?;
+        let mut errs: Vec<String> = validator.iter_errors(value).map(|e| describe(&e)).collect();
         if errs.is_empty() {
             return Ok(());
         }
@@ -287,159 +310,6 @@ impl Spec {
             let _ = write!(text, "\n... and {more} more");
         }
         Err(text)
-    }
-
-    /// Check `value` (at JSON pointer `ptr`) against `schema`, adding one
-    /// line per mismatch to `errs`.
-    fn validate(
-        &self,
-        schema: &Value,
-        value: &Value,
-        ptr: &str,
-        errs: &mut Vec<String>,
-        depth: usize,
-    ) {
-        let here = at(ptr);
-        if depth > MAX_DEPTH {
-            errs.push(format!(
-                "{here}: schemas nest deeper than {MAX_DEPTH}: a $ref cycle?"
-            ));
-            return;
-        }
-        let s = match self.resolve(schema) {
-            Ok(s) => s,
-            Err(e) => {
-                errs.push(format!("{here}: {e}"));
-                return;
-            }
-        };
-        let Some(s) = s.as_object() else {
-            errs.push(format!("{here}: the schema is not an object: {}", show(s)));
-            return;
-        };
-        if value.is_null() && s.get("nullable").and_then(Value::as_bool) == Some(true) {
-            return;
-        }
-        if let Some(t) = s.get("type") {
-            let problem = match t.as_str() {
-                None => Some(format!("the schema's `type` is not a string: {}", show(t))),
-                Some(name) => match type_matches(name, value) {
-                    Some(true) => None,
-                    Some(false) => Some(format!("expected {name}, got {}", show(value))),
-                    None => Some(format!("the schema has an unknown type `{name}`")),
-                },
-            };
-            if let Some(p) = problem {
-                errs.push(format!("{here}: {p}"));
-                return;
-            }
-        }
-        if let Some(list) = s.get("enum").and_then(Value::as_array) {
-            if !list.iter().any(|x| json_eq(x, value)) {
-                let allowed: Vec<String> = list.iter().map(show).collect();
-                errs.push(format!(
-                    "{here}: expected one of [{}], got {}",
-                    allowed.join(", "),
-                    show(value)
-                ));
-            }
-        }
-        if let Some(all) = s.get("allOf").and_then(Value::as_array) {
-            for sub in all {
-                self.validate(sub, value, ptr, errs, depth + 1);
-            }
-        }
-        for kw in ["oneOf", "anyOf"] {
-            let Some(alts) = s.get(kw).and_then(Value::as_array) else {
-                continue;
-            };
-            let mut reasons = Vec::new();
-            let matched = alts.iter().enumerate().any(|(i, sub)| {
-                let mut e = Vec::new();
-                self.validate(sub, value, ptr, &mut e, depth + 1);
-                if e.is_empty() {
-                    return true;
-                }
-                let alt = sub
-                    .get("$ref")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("#{i}"), str::to_owned);
-                reasons.push(format!("{alt}: {}", e.join("; ")));
-                false
-            });
-            if !matched {
-                errs.push(format!(
-                    "{here}: matches none of {kw} ({})",
-                    reasons.join(" | ")
-                ));
-            }
-        }
-        match value {
-            Value::Object(map) => self.validate_object(s, map, ptr, errs, depth),
-            Value::Array(items) => {
-                if let Some(sub) = s.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.validate(sub, item, &format!("{ptr}/{i}"), errs, depth + 1);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn validate_object(
-        &self,
-        s: &Map<String, Value>,
-        map: &Map<String, Value>,
-        ptr: &str,
-        errs: &mut Vec<String>,
-        depth: usize,
-    ) {
-        if let Some(required) = s.get("required").and_then(Value::as_array) {
-            let missing: Vec<String> = required
-                .iter()
-                .filter_map(Value::as_str)
-                .filter(|name| !map.contains_key(*name))
-                .map(|name| format!("`{name}`"))
-                .collect();
-            match missing.len() {
-                0 => {}
-                1 => errs.push(format!(
-                    "{}: missing required property {}",
-                    at(ptr),
-                    missing[0]
-                )),
-                _ => errs.push(format!(
-                    "{}: missing required properties {}",
-                    at(ptr),
-                    missing.join(", ")
-                )),
-            }
-        }
-        let props = s.get("properties").and_then(Value::as_object);
-        if let Some(props) = props {
-            for (name, sub) in props {
-                if let Some(v) = map.get(name) {
-                    self.validate(sub, v, &format!("{ptr}/{}", escape(name)), errs, depth + 1);
-                }
-            }
-        }
-        let extra = map
-            .iter()
-            .filter(|(k, _)| !props.is_some_and(|p| p.contains_key(*k)));
-        match s.get("additionalProperties") {
-            Some(Value::Bool(false)) => {
-                for (k, _) in extra {
-                    errs.push(format!("{ptr}/{}: property not allowed here", escape(k)));
-                }
-            }
-            Some(sub @ Value::Object(_)) => {
-                for (k, v) in extra {
-                    self.validate(sub, v, &format!("{ptr}/{}", escape(k)), errs, depth + 1);
-                }
-            }
-            _ => {}
-        }
     }
 
     // ------------------------------------------------------------ lint
@@ -604,31 +474,42 @@ fn find_media<'a>(content: &'a Map<String, Value>, essence: &str) -> Option<&'a 
         .or_else(|| by("*/*"))
 }
 
-/// Whether `value` is of OpenAPI type `t`; None for an unknown type.
-fn type_matches(t: &str, value: &Value) -> Option<bool> {
-    Some(match t {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "boolean" => value.is_boolean(),
-        "number" => value.is_number(),
-        "integer" => {
-            value.is_i64()
-                || value.is_u64()
-                || value
-                    .as_f64()
-                    .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+/// An OpenAPI 3.0 schema as JSON Schema 2020-12: every `nullable: true`
+/// schema becomes `{if: {type: null}, else: <it, without nullable>}`.
+fn json_schema(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut out: Map<String, Value> = map
+                .iter()
+                .filter(|(k, _)| k.as_str() != "nullable")
+                .map(|(k, sub)| (k.clone(), json_schema(sub)))
+                .collect();
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                let mut wrap = Map::new();
+                wrap.insert("if".into(), serde_json::json!({ "type": "null" }));
+                wrap.insert("else".into(), Value::Object(std::mem::take(&mut out)));
+                out = wrap;
+            }
+            Value::Object(out)
         }
-        _ => return None,
-    })
+        Value::Array(items) => Value::Array(items.iter().map(json_schema).collect()),
+        other => other.clone(),
+    }
 }
 
-/// JSON equality with numbers compared by value (`1` equals `1.0`).
-fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        _ => a == b,
+/// One mismatch the crate found, with the alternatives' own mismatches for
+/// `oneOf` / `anyOf`.
+fn describe(e: &ValidationError<'_>) -> String {
+    let mut s = format!("{}: {e}", at(e.instance_path().as_str()));
+    if let ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } =
+        e.kind()
+    {
+        for (i, branch) in context.iter().enumerate() {
+            let why: Vec<String> = branch.iter().map(describe).collect();
+            let _ = write!(s, " | #{i}: {}", why.join("; "));
+        }
     }
+    s
 }
 
 /// A value as compact JSON, cut at 80 characters.
@@ -803,7 +684,7 @@ components:
     fn missing_required_field() {
         let e = err_of(get_thing(&variant("size", None)));
         assert!(
-            e.contains("(root): missing required property `size`"),
+            e.contains(r#"(root): "size" is a required property"#),
             "{e}"
         );
         let e = err_of(get_thing(&variant(
@@ -811,7 +692,7 @@ components:
             Some(serde_json::json!([{"m": 1}])),
         )));
         assert!(
-            e.contains("/parts/0: missing required property `num`"),
+            e.contains(r#"/parts/0: "num" is a required property"#),
             "{e}"
         );
     }
@@ -823,23 +704,23 @@ components:
             Some(serde_json::json!([{"num": 1}, {"num": "2"}])),
         )));
         assert!(
-            e.contains(r#"/parts/1/num: expected integer, got "2""#),
+            e.contains(r#"/parts/1/num: "2" is not of type "integer""#),
             "{e}"
         );
         let e = err_of(get_thing(&variant("size", Some(serde_json::json!(2.5)))));
-        assert!(e.contains("/size: expected integer, got 2.5"), "{e}");
+        assert!(e.contains(r#"/size: 2.5 is not of type "integer""#), "{e}");
         let e = err_of(get_thing(&variant("kind", Some(serde_json::json!("c")))));
-        assert!(
-            e.contains(r#"/kind: expected one of ["a", "b"], got "c""#),
-            "{e}"
-        );
+        assert!(e.contains(r#"/kind: "c" is not one of "a" or "b""#), "{e}");
         let e = err_of(get_thing(&variant(
             "parent",
             Some(serde_json::json!({"error": 1})),
         )));
-        assert!(e.contains("/parent/error: expected string, got 1"), "{e}");
+        assert!(
+            e.contains(r#"/parent/error: 1 is not of type "string""#),
+            "{e}"
+        );
         let e = err_of(get_thing("[]"));
-        assert!(e.contains("(root): expected object, got []"), "{e}");
+        assert!(e.contains(r#"(root): [] is not of type "object""#), "{e}");
     }
 
     #[test]
@@ -931,7 +812,7 @@ components:
         let s = spec();
         let e = err_of(s.check("GET", "/broken", 200, Some("application/json"), b"{}"));
         assert!(
-            e.contains("(root): bad $ref `#/components/schemas/Nope`: no such target"),
+            e.contains("(root): the schema does not compile: Pointer '/components/schemas/Nope' does not exist"),
             "{e}"
         );
         let lint = s.lint();
@@ -949,7 +830,7 @@ components:
         get_thing(&variant("parent", Some(Value::Null))).unwrap();
         // Not nullable: null is a type error.
         let e = err_of(get_thing(&variant("id", Some(Value::Null))));
-        assert!(e.contains("/id: expected string, got null"), "{e}");
+        assert!(e.contains(r#"/id: null is not of type "string""#), "{e}");
     }
 
     #[test]
@@ -978,9 +859,9 @@ components:
             Some("application/json"),
             b"{\"id\":1}",
         ));
-        assert!(e.contains("(root): matches none of oneOf"), "{e}");
+        assert!(e.contains("(root): {\"id\":1} is not valid under any of the schemas listed in the 'oneOf' keyword"), "{e}");
         assert!(
-            e.contains("#/components/schemas/Error: (root): missing required property `error`"),
+            e.contains(r#"| #1: (root): "error" is a required property"#),
             "{e}"
         );
     }
@@ -1026,7 +907,7 @@ components:
         s.check_value("Error", &serde_json::json!({"error": "x", "line": 3}))
             .unwrap();
         let e = err_of(s.check_value("Error", &serde_json::json!({"error": "x", "line": "3"})));
-        assert!(e.contains(r#"/line: expected integer, got "3""#), "{e}");
-        assert!(err_of(s.check_value("Missing", &Value::Null)).contains("no such target"));
+        assert!(e.contains(r#"/line: "3" is not of type "integer""#), "{e}");
+        assert!(err_of(s.check_value("Missing", &Value::Null)).contains("does not exist"));
     }
 }
