@@ -310,6 +310,20 @@
       .filter((t) => t != null && t !== '').map(String);
   }
 
+  // The stream description: "H264 1280x720 30fps B-frames · AAC 48kHz 2ch".
+  function describeTracks(s) {
+    if (!Array.isArray(s.description) || !s.description.length) return trackNames(s.tracks).join(' · ');
+    return s.description.map((t) => {
+      const parts = [String(t.codec)];
+      if (num(t.width) && num(t.height)) parts.push(t.width + 'x' + t.height);
+      if (num(t.frame_rate)) parts.push(Math.round(t.frame_rate * 100) / 100 + 'fps');
+      if (t.bframes === true) parts.push('B-frames');
+      if (num(t.sample_rate)) parts.push(Math.round(t.sample_rate / 100) / 10 + 'kHz');
+      if (num(t.channels)) parts.push(t.channels + 'ch');
+      return parts.join(' ');
+    }).join(' · ');
+  }
+
   // {"srt":1,"srtla":0,"hls":2,"total":3} -> "3: srt 1 · hls 2"
   function fmtReaders(r) {
     if (!r || typeof r !== 'object') return '—';
@@ -328,7 +342,8 @@
   function updateStreamRow(tr, s) {
     const c = cellsOf.get(tr);
     setText(c.path, s.path);
-    setText(c.tracks, trackNames(s.tracks).join(' · ') || '—');
+    setText(c.tracks, describeTracks(s) || '—');
+    if (s.ts_output) c.tracks.title = 'SRT readers get: ' + s.ts_output;
     setText(c.bitrate, fmtBitrate(s.bitrate_bps));
     setText(c.readers, fmtReaders(s.readers));
     const pub = s.publisher && typeof s.publisher === 'object' ? s.publisher : null;

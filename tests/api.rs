@@ -213,6 +213,47 @@ fn every_endpoint_answers_as_documented_with_live_sessions() {
         Some(2),
         "{stream}"
     );
+    // The stream description: what ffmpeg encoded (320x240, 25 fps, x264's
+    // SPS and PPS; AAC 48 kHz mono), as the outputs see it.
+    let ok = eventually(Duration::from_secs(10), || {
+        let s = api.get(&gw, "/v1/streams/live/api", "/v1/streams/{path}");
+        s["description"][0]["frame_rate"].is_number()
+    });
+    let stream = api.get(&gw, "/v1/streams/live/api", "/v1/streams/{path}");
+    assert!(ok, "no frame rate in the description: {stream}");
+    let video = &stream["description"][0];
+    assert_eq!(video["codec"], "H264", "{stream}");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{stream}"
+    );
+    assert_eq!(video["frame_rate"].as_f64(), Some(25.0), "{stream}");
+    assert!(
+        video["codec_string"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("avc1.")),
+        "{stream}"
+    );
+    let sets = video["parameter_sets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        sets.len() >= 2 && sets[0].as_str().is_some_and(|h| h.starts_with("67")),
+        "SPS (NAL type 7) then PPS expected: {stream}"
+    );
+    let audio = &stream["description"][1];
+    assert_eq!(audio["codec"], "AAC", "{stream}");
+    assert_eq!(audio["sample_rate"].as_u64(), Some(48_000), "{stream}");
+    assert_eq!(audio["channels"].as_u64(), Some(1), "{stream}");
+    assert!(
+        audio["config"].as_str().is_some_and(|c| c.len() == 4),
+        "AudioSpecificConfig: {stream}"
+    );
+    assert_eq!(stream["ts_output"], "passthrough", "{stream}");
+    assert_eq!(stream["ts_errors"], 0, "{stream}");
+    assert!(health["relay"]["dropped"].is_u64(), "{health}");
     let list = api.get(&gw, "/v1/streams", "/v1/streams");
     assert_eq!(list["streams"][0]["path"], "live/api", "{list}");
     let r = api.call(

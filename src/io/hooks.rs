@@ -70,25 +70,72 @@ fn body(hook: Hook, s: &SessionInfo) -> Bytes {
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
+/// Why a hook call got no answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HookError {
+    #[error("bad hook URL: {0}")]
+    Url(String),
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        reason: String,
+    },
+    #[error("HTTP handshake with {addr} failed: {source}")]
+    Handshake {
+        addr: std::net::SocketAddr,
+        source: hyper::Error,
+    },
+    #[error("bad request: {0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("no answer from {addr}: {source}")]
+    Answer {
+        addr: std::net::SocketAddr,
+        source: hyper::Error,
+    },
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+}
+
+/// Why a hook refused a session: with the hook and the session it was asked about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HookRefusal {
+    #[error("the {hook} hook answered {status} (session {session})")]
+    Status {
+        hook: &'static str,
+        status: u16,
+        session: String,
+    },
+    #[error("the {hook} hook failed ({source}) and hooks.on_failure is deny (session {session})")]
+    Failed {
+        hook: &'static str,
+        session: String,
+        source: HookError,
+    },
+}
+
 /// POST `body` to `url`; the answer's status, or why there is none.
-pub async fn post(url: &str, body: Bytes, timeout: Duration) -> Result<u16, String> {
-    let url = HookUrl::parse(url)?;
+pub async fn post(url: &str, body: Bytes, timeout: Duration) -> Result<u16, HookError> {
+    let url = HookUrl::parse(url).map_err(HookError::Url)?;
+    let addr = url.addr;
     let call = async {
-        let stream = TcpStream::connect(url.addr)
+        let stream = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", url.addr))?;
+            .map_err(|e| HookError::Connect {
+                addr,
+                reason: e.to_string(),
+            })?;
         let _ = stream.set_nodelay(true);
         let io = GlommioIo::new(stream, Some(timeout));
         let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, SharedBody>(io)
             .await
-            .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+            .map_err(|source| HookError::Handshake { addr, source })?;
         glommio::spawn_local(async move {
             let _ = conn.await;
         })
         .detach();
-        let mut req = Request::post(url.target.as_str())
-            .body(SharedBody::from_bytes(body))
-            .map_err(|e| format!("bad request: {e}"))?;
+        let mut req = Request::post(url.target.as_str()).body(SharedBody::from_bytes(body))?;
         let h = req.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&url.authority) {
             h.insert(header::HOST, v);
@@ -105,30 +152,39 @@ pub async fn post(url: &str, body: Bytes, timeout: Duration) -> Result<u16, Stri
         let res = sender
             .send_request(req)
             .await
-            .map_err(|e| format!("no answer: {e}"))?;
+            .map_err(|source| HookError::Answer { addr, source })?;
         Ok(res.status().as_u16())
     };
     futures_lite::future::or(call, async {
         glommio::timer::sleep(timeout).await;
-        Err(format!("no answer within {} ms", timeout.as_millis()))
+        Err(HookError::Timeout(timeout))
     })
     .await
 }
 
 /// Ask `hook` (on_publish or on_read) whether the session may go on:
 /// `Err(why)` refuses it. No hook configured: allowed.
-pub async fn ask(hooks: &HooksConfig, hook: Hook, session: &SessionInfo) -> Result<(), String> {
+pub async fn ask(
+    hooks: &HooksConfig,
+    hook: Hook,
+    session: &SessionInfo,
+) -> Result<(), HookRefusal> {
     let Some(url) = hook.url(hooks) else {
         return Ok(());
     };
     match post(url, body(hook, session), hooks.timeout).await {
         Ok(status) if (200..300).contains(&status) => Ok(()),
-        Ok(status) => Err(format!("the {} hook answered {status}", hook.name())),
+        Ok(status) => Err(HookRefusal::Status {
+            hook: hook.name(),
+            status,
+            session: short_id(session.id),
+        }),
         Err(e) => match hooks.on_failure {
-            HookFailure::Deny => Err(format!(
-                "the {} hook failed ({e}) and hooks.on_failure is deny",
-                hook.name()
-            )),
+            HookFailure::Deny => Err(HookRefusal::Failed {
+                hook: hook.name(),
+                session: short_id(session.id),
+                source: e,
+            }),
             HookFailure::Allow => {
                 warn!(hook = hook.name(), error = %e, "hook failed; allowed (hooks.on_failure: allow)");
                 Ok(())

@@ -151,6 +151,27 @@ pub fn render(metrics: &Metrics, started_at: SystemTime, out: &mut String) {
         o.value("hls_viewers", &[("path", path)], n);
     }
 
+    o.family(
+        "hls_viewers_untracked_total",
+        "counter",
+        "New HLS viewers not tracked because a shard's viewer table was full.",
+    );
+    o.value("hls_viewers_untracked_total", &[], metrics.hls_untracked());
+
+    let relay = metrics.relay_stats();
+    o.family(
+        "srtgate_relay_items_total",
+        "counter",
+        "Stream items (TS chunks, frames) between shards: forwarded; dropped on a full channel (that shard went on at the next keyframe); stale (for a publisher already replaced).",
+    );
+    for (outcome, n) in [
+        ("forwarded", relay.forwarded),
+        ("dropped", relay.dropped),
+        ("stale", relay.stale),
+    ] {
+        o.value("srtgate_relay_items_total", &[("outcome", outcome)], n);
+    }
+
     let paths = metrics.path_bytes();
     o.family(
         "srtgate_path_bytes_received_total",

@@ -38,9 +38,15 @@ pub fn health(shard: &Shard, control: &Control) -> Value {
         p.dedup();
         p
     };
+    let relay = shard.metrics.relay_stats();
     json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
+        "relay": {
+            "forwarded": relay.forwarded,
+            "dropped": relay.dropped,
+            "stale": relay.stale,
+        },
         "uptime_s": control.started.elapsed().as_secs_f64(),
         "workers": shard.count,
         "config_generation": gen,
@@ -231,6 +237,7 @@ impl Live {
             "ts_output": if self.remux(path) { "remux" } else { "passthrough" },
             "publisher": publisher.map(|s| session_json(s, &self.groups)),
             "bitrate_bps": publisher.map_or(0, |s| s.counters.bitrate_bps.load(Relaxed)),
+            "ts_errors": publisher.map_or(0, |s| s.counters.ts_errors.load(Relaxed)),
             "bytes_in": totals.bytes_in,
             "bytes_out": totals.bytes_out,
             "readers": {"srt": srt, "srtla": srtla, "hls": hls, "total": srt + srtla + hls},

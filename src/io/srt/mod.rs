@@ -8,6 +8,7 @@
 
 pub mod accept;
 pub mod access;
+pub mod end;
 pub mod listener;
 pub mod session;
 pub mod stats;

@@ -24,6 +24,7 @@ use srt_protocol::packet::{ControlPacket, ControlTypes, Packet, TimeStamp};
 use tracing::{error, info, warn, Instrument};
 
 use super::access::{Admission, Role};
+use super::end::{SessionEnd, SessionError};
 use super::stats::SrtStats;
 use super::{contain, Mailbox, StopReason};
 use crate::config::Mode;
@@ -135,6 +136,7 @@ pub fn start(
         last_flush: (now, 0),
         path_flushed: (0, 0),
         end: None,
+        last_seq: None,
         peer_shutdown: false,
         fresh: true,
         skips_seen: 0,
@@ -193,7 +195,9 @@ struct Session {
     /// Bytes already added to the path's totals (in, out).
     path_flushed: (u64, u64),
     /// Why the session ends, once it does.
-    end: Option<String>,
+    end: Option<SessionEnd>,
+    /// The last data sequence number handed to srt-protocol (for fault reports).
+    last_seq: Option<u32>,
     peer_shutdown: bool,
     /// A reader that starts (again) at the next keyframe: it sends the PAT/PMT first.
     fresh: bool,
@@ -214,7 +218,7 @@ impl Session {
             Err(why) => {
                 warn!(hook = ask.name(), reason = %why, "refused by a hook");
                 self.shard.metrics.refused(self.info.protocol, "hook");
-                self.end = Some(format!("refused: {why}"));
+                self.end = Some(SessionEnd::Hook(why));
             }
             Ok(()) => {
                 match self.adm.role {
@@ -229,9 +233,26 @@ impl Session {
             self.send_shutdown().await;
         }
         self.flush_stats(Instant::now());
+        if let Some(end) = self.end.take() {
+            let fault = end.is_fault();
+            let e = SessionError {
+                session: self.info.id,
+                peer: self.peer,
+                path: self.adm.path.clone(),
+                end,
+            };
+            if fault {
+                error!(error = %e, "session ended by a fault");
+            }
+            self.end = Some(e.end);
+        }
         let s = &self.stats;
+        let reason = self
+            .end
+            .as_ref()
+            .map_or("ended".to_string(), |e| e.to_string());
         info!(
-            reason = %self.end.as_deref().unwrap_or("ended"),
+            reason = %reason,
             secs = self.started.elapsed().as_secs_f32(),
             bytes_in = s.bytes_in, bytes_out = s.bytes_out,
             lost = s.lost_in + s.lost_out, retransmits = s.retrans_in + s.retrans_out,
@@ -269,7 +290,7 @@ impl Session {
             Ok(p) => p,
             Err(existing) => {
                 warn!(other = %short_id(existing.session), "refused: publisher already present");
-                self.end = Some("publisher already present".into());
+                self.end = Some(SessionEnd::Conflict);
                 return;
             }
         };
@@ -311,7 +332,7 @@ impl Session {
                 publication.push_ts(data);
             }
             if !publication.is_current() && self.end.is_none() {
-                self.end = Some(StopReason::TakenOver.as_str().into());
+                self.end = Some(SessionEnd::Stopped(StopReason::TakenOver));
             }
             self.flush_out().await;
             if now.duration_since(self.last_flush.0) >= Duration::from_secs(1) {
@@ -407,10 +428,10 @@ impl Session {
             if let Some(deadline) = waiting_until {
                 if now >= deadline && self.end.is_none() {
                     if paused {
-                        self.end = Some("publisher gone".into());
+                        self.end = Some(SessionEnd::PublisherGone);
                     } else {
                         warn!("refused: no publisher appeared in time (wait_for_publisher)");
-                        self.end = Some("no publisher".into());
+                        self.end = Some(SessionEnd::NoPublisher);
                     }
                 }
             }
@@ -444,12 +465,11 @@ impl Session {
                     .gateway
                     .panics_contained
                     .fetch_add(1, Relaxed);
-                error!(
-                    panic,
-                    "srt-protocol panicked computing send room; session ended"
-                );
                 if self.end.is_none() {
-                    self.end = Some("srt-protocol panicked".into());
+                    self.end = Some(SessionEnd::Panicked {
+                        panic,
+                        seq: self.last_seq,
+                    });
                 }
                 false
             }
@@ -493,7 +513,7 @@ impl Session {
     fn handle(&mut self, event: Event, now: Instant) -> bool {
         match event {
             Event::Stop(reason) => {
-                self.end = Some(reason.as_str().into());
+                self.end = Some(SessionEnd::Stopped(reason));
                 false
             }
             Event::Packets => {
@@ -537,13 +557,10 @@ impl Session {
                 true
             }
             Event::Chunk(Err(reason)) => {
-                self.end = Some(
-                    match reason {
-                        EndReason::PublisherGone | EndReason::Paused(_) => "publisher gone",
-                        EndReason::Closed | EndReason::Restarted => "stream closed",
-                    }
-                    .into(),
-                );
+                self.end = Some(match reason {
+                    EndReason::PublisherGone | EndReason::Paused(_) => SessionEnd::PublisherGone,
+                    EndReason::Closed | EndReason::Restarted => SessionEnd::StreamClosed,
+                });
                 false
             }
             Event::Timer => {
@@ -561,6 +578,9 @@ impl Session {
     /// Hand one packet from the peer to srt-protocol.
     fn deliver(&mut self, now: Instant, packet: Packet, len: usize) -> bool {
         self.stats.on_recv(now, &packet, len);
+        if let Packet::Data(d) = &packet {
+            self.last_seq = Some(d.seq_number.as_raw());
+        }
         if let Packet::Control(ControlPacket {
             control_type: ControlTypes::Shutdown,
             ..
@@ -597,8 +617,10 @@ impl Session {
                         .gateway
                         .panics_contained
                         .fetch_add(1, Relaxed);
-                    error!(panic, "srt-protocol panicked; session ended");
-                    self.end = Some("srt-protocol panicked".into());
+                    self.end = Some(SessionEnd::Panicked {
+                        panic,
+                        seq: self.last_seq,
+                    });
                     return false;
                 }
             };
@@ -617,20 +639,16 @@ impl Session {
                     return true;
                 }
                 Step::Close => {
-                    self.end = Some(
-                        if self.peer_shutdown {
-                            "peer closed"
-                        } else {
-                            "peer timed out"
-                        }
-                        .into(),
-                    );
+                    self.end = Some(if self.peer_shutdown {
+                        SessionEnd::PeerClosed
+                    } else {
+                        SessionEnd::PeerTimedOut
+                    });
                     return false;
                 }
             };
         }
-        error!("srt-protocol did not settle; session ended");
-        self.end = Some("srt-protocol did not settle".into());
+        self.end = Some(SessionEnd::Unsettled { seq: self.last_seq });
         false
     }
 
