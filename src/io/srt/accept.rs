@@ -56,6 +56,34 @@ pub enum Next {
     Open(Rc<Mailbox>),
 }
 
+/// Where one SRT caller stands: nothing yet, a handshake in progress, or a
+/// session. The SRT listener keeps one per UDP peer, the SRTLA shell one per
+/// bonded group; both hand every packet to [`Acceptor::dispatch`].
+#[derive(Default)]
+pub enum PeerSlot {
+    #[default]
+    Idle,
+    Pending(Box<Pending>),
+    Open(Rc<Mailbox>),
+}
+
+/// What [`Acceptor::dispatch`] did with a packet.
+pub enum Dispatch {
+    /// Handed to the session (`overflow`: its mailbox was full, dropped).
+    Session { overflow: bool },
+    /// Not a handshake, from a caller without a session: dropped.
+    Unknown,
+    /// A new handshake that the caller's limit (`may_start`) refused: dropped.
+    Limited,
+    /// A handshake step: what to answer. `started`: a handshake began with
+    /// this packet; `ended`: it ended (a session opened, or it was dropped).
+    Handshake {
+        answers: Vec<Packet>,
+        started: bool,
+        ended: bool,
+    },
+}
+
 struct Logs {
     refused: RateLimit,
     handshake: RateLimit,
@@ -115,6 +143,62 @@ impl Acceptor {
         // (see `session::SEND_BUFFER_HIGH`).
         s.send_buffer_size = PacketCount(SEND_BUFFER_PACKETS);
         s
+    }
+
+    /// One packet from the caller in `slot`: to its session, or a step of its
+    /// handshake (a new one only if `may_start` allows). A connected caller
+    /// becomes a session that talks through `transport`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        &self,
+        slot: &mut PeerSlot,
+        from: SocketAddr,
+        packet: Packet,
+        len: usize,
+        now: Instant,
+        may_start: impl FnOnce() -> bool,
+        transport: impl FnOnce() -> Transport,
+    ) -> Dispatch {
+        match slot {
+            PeerSlot::Open(mailbox) if !mailbox.is_done() => {
+                return Dispatch::Session {
+                    overflow: !mailbox.push(packet, len),
+                };
+            }
+            PeerSlot::Open(_) => *slot = PeerSlot::Idle,
+            PeerSlot::Pending(_) | PeerSlot::Idle => {}
+        }
+        let mut started = false;
+        if matches!(slot, PeerSlot::Idle) {
+            if !is_induction(&packet) {
+                return Dispatch::Unknown;
+            }
+            if !may_start() {
+                return Dispatch::Limited;
+            }
+            *slot = PeerSlot::Pending(Box::new(self.pending(now)));
+            started = true;
+        }
+        let PeerSlot::Pending(pending) = slot else {
+            return Dispatch::Unknown;
+        };
+        let (answers, next) = self.step(from, pending, packet, now, transport);
+        let ended = match next {
+            Next::Keep | Next::Reject(_) => false,
+            Next::Drop => {
+                *slot = PeerSlot::Idle;
+                true
+            }
+            Next::Open(mailbox) => {
+                *slot = PeerSlot::Open(mailbox);
+                true
+            }
+        };
+        Dispatch::Handshake {
+            answers,
+            started,
+            ended,
+        }
     }
 
     /// One step of a pending handshake with `from`. A connected caller becomes

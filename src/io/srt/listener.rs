@@ -17,9 +17,8 @@ use glommio::net::UdpSocket;
 use srt_protocol::packet::Packet;
 use tracing::{debug, warn};
 
-use super::accept::{is_induction, Acceptor, Next, Pending};
+use super::accept::{Acceptor, Dispatch, PeerSlot};
 use super::session::Transport;
-use super::Mailbox;
 use crate::io::shard::Shard;
 use crate::metrics::ratelimit::RateLimit;
 use crate::metrics::GatewayCounters;
@@ -30,11 +29,6 @@ pub const MAX_DATAGRAM: usize = 2048;
 /// on as slices without a copy.
 const RECV_CHUNK: usize = 64 * 1024;
 
-enum Peer {
-    Pending(Box<Pending>),
-    Open(Rc<Mailbox>),
-}
-
 struct Logs {
     malformed: RateLimit,
     limits: RateLimit,
@@ -44,7 +38,7 @@ pub struct SrtListener {
     shard: Rc<Shard>,
     sock: Rc<UdpSocket>,
     local: SocketAddr,
-    peers: RefCell<HashMap<SocketAddr, Peer>>,
+    peers: RefCell<HashMap<SocketAddr, PeerSlot>>,
     pending: Cell<usize>,
     acceptor: Acceptor,
     logs: RefCell<Logs>,
@@ -131,64 +125,53 @@ impl SrtListener {
     /// Dispatch one packet; returns handshake packets to send to `from`.
     fn on_packet(&self, from: SocketAddr, packet: Packet, len: usize) -> Vec<Packet> {
         let mut peers = self.peers.borrow_mut();
-        match peers.get(&from) {
-            Some(Peer::Open(mailbox)) if !mailbox.is_done() => {
-                if !mailbox.push(packet, len) {
-                    GatewayCounters::inc(&self.shard.metrics.gateway.srt_mailbox_overflow);
-                    if let Some(n) = self.logs.borrow_mut().limits.check(Instant::now()) {
-                        warn!(peer = %from, suppressed = n,
-                            "dropped srt packet: the session is not keeping up with its peer");
-                    }
-                }
-                return Vec::new();
-            }
-            Some(Peer::Open(_)) => {
-                peers.remove(&from);
-            }
-            Some(Peer::Pending(_)) => {}
-            None => {}
+        let slot = peers.entry(from).or_default();
+        let sock = &self.sock;
+        let may_start = || self.pending.get() < self.shard.config().srt.max_handshakes;
+        let dispatched =
+            self.acceptor
+                .dispatch(slot, from, packet, len, Instant::now(), may_start, || {
+                    Transport::Udp(sock.clone())
+                });
+        let idle = matches!(slot, PeerSlot::Idle);
+        if idle {
+            peers.remove(&from);
         }
-        if let std::collections::hash_map::Entry::Vacant(vacant) = peers.entry(from) {
-            if !is_induction(&packet) {
+        match dispatched {
+            Dispatch::Session { overflow: false } => Vec::new(),
+            Dispatch::Session { overflow: true } => {
+                GatewayCounters::inc(&self.shard.metrics.gateway.srt_mailbox_overflow);
+                if let Some(n) = self.logs.borrow_mut().limits.check(Instant::now()) {
+                    warn!(peer = %from, suppressed = n,
+                        "dropped srt packet: the session is not keeping up with its peer");
+                }
+                Vec::new()
+            }
+            Dispatch::Unknown => {
                 GatewayCounters::inc(&self.shard.metrics.gateway.srt_unknown_peer);
                 self.log_malformed(from, len, "not a handshake, from an unknown peer");
-                return Vec::new();
+                Vec::new()
             }
-            let limit = self.shard.config().srt.max_handshakes;
-            if self.pending.get() >= limit {
+            Dispatch::Limited => {
                 GatewayCounters::inc(&self.shard.metrics.gateway.srt_handshake_limit);
+                let limit = self.shard.config().srt.max_handshakes;
                 if let Some(n) = self.logs.borrow_mut().limits.check(Instant::now()) {
                     warn!(peer = %from, limit, suppressed = n,
                         "dropped handshake: too many pending handshakes (srt.max_handshakes)");
                 }
-                return Vec::new();
+                Vec::new()
             }
-            self.pending.set(self.pending.get() + 1);
-            vacant.insert(Peer::Pending(Box::new(
-                self.acceptor.pending(Instant::now()),
-            )));
-        }
-        let Some(Peer::Pending(pending)) = peers.get_mut(&from) else {
-            return Vec::new();
-        };
-        let sock = &self.sock;
-        let (send, next) = self
-            .acceptor
-            .step(from, pending, packet, Instant::now(), || {
-                Transport::Udp(sock.clone())
-            });
-        match next {
-            Next::Keep | Next::Reject(_) => {}
-            Next::Drop => {
-                peers.remove(&from);
-                self.pending.set(self.pending.get().saturating_sub(1));
-            }
-            Next::Open(mailbox) => {
-                peers.insert(from, Peer::Open(mailbox));
-                self.pending.set(self.pending.get().saturating_sub(1));
+            Dispatch::Handshake {
+                answers,
+                started,
+                ended,
+            } => {
+                let n =
+                    (self.pending.get() + usize::from(started)).saturating_sub(usize::from(ended));
+                self.pending.set(n);
+                answers
             }
         }
-        send
     }
 
     /// The listener's address was removed by a reload: end its sessions (the
@@ -196,7 +179,7 @@ impl SrtListener {
     pub fn close(&self) {
         let mut closed = 0;
         for peer in self.peers.borrow().values() {
-            if let Peer::Open(m) = peer {
+            if let PeerSlot::Open(m) = peer {
                 if !m.is_done() {
                     m.stop(super::StopReason::Reload("its listen address was removed"));
                     closed += 1;
@@ -217,7 +200,7 @@ impl SrtListener {
             let now = Instant::now();
             let mut expired = 0usize;
             self.peers.borrow_mut().retain(|_, peer| match peer {
-                Peer::Pending(p) => {
+                PeerSlot::Pending(p) => {
                     let keep = now.duration_since(p.since) < timeout;
                     if !keep && !p.is_rejected() {
                         expired += 1;
@@ -227,7 +210,8 @@ impl SrtListener {
                     }
                     keep
                 }
-                Peer::Open(m) => !m.is_done(),
+                PeerSlot::Open(m) => !m.is_done(),
+                PeerSlot::Idle => false,
             });
             if expired > 0 {
                 let c = &self.shard.metrics.gateway.srt_handshake_timeouts;

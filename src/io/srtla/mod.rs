@@ -39,10 +39,10 @@ use tracing::{debug, info, warn};
 pub use port::GroupPort;
 
 use crate::io::shard::Shard;
-use crate::io::srt::accept::{is_induction, Acceptor, Next, Pending};
+use crate::io::srt::accept::{Acceptor, Dispatch, PeerSlot};
 use crate::io::srt::listener::{fresh_buffer, MAX_DATAGRAM};
 use crate::io::srt::session::Transport;
-use crate::io::srt::{Mailbox, StopReason};
+use crate::io::srt::StopReason;
 use crate::metrics::ratelimit::RateLimit;
 use crate::metrics::srtla::{GroupInfo, LinkInfo};
 use crate::metrics::GatewayCounters;
@@ -70,15 +70,9 @@ struct Route {
     last_seen: Instant,
 }
 
-/// The SRT side of a group.
-enum SrtPeer {
-    None,
-    Pending(Box<Pending>),
-    Open(Rc<Mailbox>),
-}
-
 struct GroupSide {
-    peer: SrtPeer,
+    /// The group's SRT caller (see [`Acceptor::dispatch`]).
+    peer: PeerSlot,
     info: Arc<GroupInfo>,
 }
 
@@ -537,7 +531,7 @@ impl SrtlaShard {
         self.groups.borrow_mut().insert(
             group,
             GroupSide {
-                peer: SrtPeer::None,
+                peer: PeerSlot::Idle,
                 info,
             },
         );
@@ -549,7 +543,7 @@ impl SrtlaShard {
         let Some(side) = self.groups.borrow_mut().remove(&group) else {
             return;
         };
-        if let SrtPeer::Open(mailbox) = &side.peer {
+        if let PeerSlot::Open(mailbox) = &side.peer {
             mailbox.stop(StopReason::Srtla(reason));
         }
         self.shard.metrics.srtla.close(side.info.id);
@@ -585,43 +579,32 @@ impl SrtlaShard {
             let Some(side) = groups.get_mut(&group) else {
                 return;
             };
-            match &side.peer {
-                SrtPeer::Open(mailbox) if !mailbox.is_done() => {
-                    if !mailbox.push(packet, len) {
-                        GatewayCounters::inc(&self.shard.metrics.gateway.srt_mailbox_overflow);
-                    }
-                    return;
-                }
-                SrtPeer::Open(_) => side.peer = SrtPeer::None,
-                SrtPeer::Pending(_) | SrtPeer::None => {}
-            }
-            if matches!(side.peer, SrtPeer::None) {
-                if !is_induction(&packet) {
-                    GatewayCounters::inc(&self.shard.metrics.gateway.srt_unknown_peer);
-                    return;
-                }
-                side.peer = SrtPeer::Pending(Box::new(self.acceptor.pending(now)));
-            }
-            let SrtPeer::Pending(pending) = &mut side.peer else {
-                return;
-            };
+            let info = side.info.clone();
             let port = || {
                 Transport::Srtla(GroupPort::new(
                     self.clone(),
                     group,
-                    side.info.clone(),
+                    info,
                     self.shard.config().srtla.max_reorder_hold,
                 ))
             };
-            let (answers, next) = self
+            let peer = side.info.peer;
+            match self
                 .acceptor
-                .step(side.info.peer, pending, packet, now, port);
-            match next {
-                Next::Keep | Next::Reject(_) => {}
-                Next::Drop => side.peer = SrtPeer::None,
-                Next::Open(mailbox) => side.peer = SrtPeer::Open(mailbox),
+                .dispatch(&mut side.peer, peer, packet, len, now, || true, port)
+            {
+                Dispatch::Session { overflow } => {
+                    if overflow {
+                        GatewayCounters::inc(&self.shard.metrics.gateway.srt_mailbox_overflow);
+                    }
+                    return;
+                }
+                Dispatch::Unknown | Dispatch::Limited => {
+                    GatewayCounters::inc(&self.shard.metrics.gateway.srt_unknown_peer);
+                    return;
+                }
+                Dispatch::Handshake { answers, .. } => answers,
             }
-            answers
         };
         let mut wire = Vec::with_capacity(128);
         for p in answers {
@@ -678,9 +661,9 @@ impl SrtlaShard {
     fn expire_handshakes(&self, now: Instant) {
         let timeout = self.shard.config().srt.handshake_timeout;
         for side in self.groups.borrow_mut().values_mut() {
-            if let SrtPeer::Pending(p) = &side.peer {
+            if let PeerSlot::Pending(p) = &side.peer {
                 if now.duration_since(p.since) >= timeout {
-                    side.peer = SrtPeer::None;
+                    side.peer = PeerSlot::Idle;
                 }
             }
         }
